@@ -1,0 +1,1 @@
+"""qnhw emulators: numpy physics core and emulated device endpoints."""
