@@ -1,0 +1,212 @@
+"""RPC round-trip latency and throughput: qnhw against bare pyzmq, in one interleaved run.
+
+(a) synchronous pyzmq DEALER -> ROUTER echo server + msgpack      (the floor)
+(b) zmq.asyncio DEALER -> the same ROUTER echo server + msgpack   (the naive async driver)
+(c) qnhw Client.call -> DeviceServer no-op command                 (what users get)
+
+Servers run in separate processes; loopback tcp. Each round runs every variant at 1 call in
+flight (latency per call) and at 8 in flight (throughput), so machine noise hits all alike.
+Run: ``.venv/bin/python benchmarks/rpc_latency.py [--calls N] [--rounds R]``.
+Ends with one JSON line of figures; docs/performance.md explains them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+import zmq.asyncio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit_json, start_process, stop_process, summary  # noqa: E402
+
+REQUEST = {"k": "req", "id": 1, "m": "noop", "p": {}, "dl": 5_000_000}
+
+
+def bare_server(conn: Any) -> None:
+    """A synchronous ROUTER that decodes each request and answers with a msgpack reply."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    conn.send(f"tcp://127.0.0.1:{port}")
+    while True:
+        ident, body = sock.recv_multipart()
+        req = msgpack.unpackb(body)
+        sock.send_multipart([ident, msgpack.packb({"k": "rep", "id": req["id"], "r": None})])
+
+
+def qnhw_server(conn: Any) -> None:
+    from qnhw.contract import Command
+    from qnhw.runtime import DeviceServer
+
+    async def main() -> None:
+        srv = DeviceServer("bench", "tcp://127.0.0.1:0", pub_address=None)
+        srv.add_command(Command("noop", doc="Does nothing."), lambda: None)
+        await srv.start()
+        conn.send(srv.address)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def run_sync(address: str, n: int, window: int) -> tuple[list[float], float]:
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(address)
+    pack, unpack = msgpack.packb, msgpack.unpackb
+    for i in range(200):  # warm-up
+        sock.send(pack({**REQUEST, "id": i + 1}))
+        unpack(sock.recv())
+    lat: list[float] = []
+    t0 = time.perf_counter()
+    if window == 1:
+        for i in range(n):
+            t = time.perf_counter()
+            sock.send(pack({**REQUEST, "id": i + 1}))
+            unpack(sock.recv())
+            lat.append((time.perf_counter() - t) * 1e6)
+    else:
+        sent = 0
+        for _ in range(window):
+            sent += 1
+            sock.send(pack({**REQUEST, "id": sent}))
+        for _ in range(n):
+            unpack(sock.recv())
+            if sent < n:
+                sent += 1
+                sock.send(pack({**REQUEST, "id": sent}))
+        for _ in range(window - (sent - n) if sent < n else 0):
+            sock.recv()
+    elapsed = time.perf_counter() - t0
+    sock.close()
+    return lat, n / elapsed
+
+
+async def run_asyncio_zmq(address: str, n: int, window: int) -> tuple[list[float], float]:
+    ctx = zmq.asyncio.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(address)
+    pack, unpack = msgpack.packb, msgpack.unpackb
+    for i in range(200):
+        await sock.send(pack({**REQUEST, "id": i + 1}))
+        unpack(await sock.recv())
+    lat: list[float] = []
+    t0 = time.perf_counter()
+    if window == 1:
+        for i in range(n):
+            t = time.perf_counter()
+            await sock.send(pack({**REQUEST, "id": i + 1}))
+            unpack(await sock.recv())
+            lat.append((time.perf_counter() - t) * 1e6)
+    else:
+        # a minimal correct async driver: a reader task resolves futures by id
+        pending: dict[int, asyncio.Future[Any]] = {}
+
+        async def reader() -> None:
+            while True:
+                rep = unpack(await sock.recv())
+                pending.pop(rep["id"]).set_result(rep["r"])
+
+        rtask = asyncio.create_task(reader())
+        counter = iter(range(1, n + 1))
+
+        async def worker() -> None:
+            loop = asyncio.get_running_loop()
+            for rid in counter:
+                fut = loop.create_future()
+                pending[rid] = fut
+                await sock.send(pack({**REQUEST, "id": rid}))
+                await fut
+
+        await asyncio.gather(*(worker() for _ in range(window)))
+        rtask.cancel()
+    elapsed = time.perf_counter() - t0
+    sock.close()
+    return lat, n / elapsed
+
+
+async def run_qnhw(address: str, n: int, window: int) -> tuple[list[float], float]:
+    from qnhw.runtime import Client
+
+    async with Client(address) as client:
+        for _ in range(200):
+            await client.call("noop")
+        lat: list[float] = []
+        t0 = time.perf_counter()
+        if window == 1:
+            for _ in range(n):
+                t = time.perf_counter()
+                await client.call("noop")
+                lat.append((time.perf_counter() - t) * 1e6)
+        else:
+            counter = iter(range(n))
+
+            async def worker() -> None:
+                for _ in counter:
+                    await client.call("noop")
+
+            await asyncio.gather(*(worker() for _ in range(window)))
+        elapsed = time.perf_counter() - t0
+    return lat, n / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=3000, help="calls per variant per round")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    bare, bare_addr = start_process(bare_server)
+    qsrv, q_addr = start_process(qnhw_server)
+    lat: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    thr: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    try:
+        for _ in range(args.rounds):
+            for window in (1, 8):
+                for key in ("a", "b", "c"):
+                    if key == "a":
+                        samples, rate = run_sync(bare_addr, args.calls, window)
+                    elif key == "b":
+                        samples, rate = asyncio.run(run_asyncio_zmq(bare_addr, args.calls,
+                                                                    window))
+                    else:
+                        samples, rate = asyncio.run(run_qnhw(q_addr, args.calls, window))
+                    if window == 1:
+                        lat[key].extend(samples)
+                    else:
+                        thr[key].append(rate)
+    finally:
+        stop_process(bare)
+        stop_process(qsrv)
+    names = {"a": "sync pyzmq", "b": "zmq.asyncio", "c": "qnhw Client"}
+    stats = {k: summary(v) for k, v in lat.items()}
+    w8 = {k: sorted(v)[len(v) // 2] for k, v in thr.items()}
+    print(f"{'variant':<14}{'median us':>11}{'p99 us':>9}{'calls/s @1':>12}{'calls/s @8':>12}")
+    for k in "abc":
+        med = stats[k]["median_us"]
+        print(f"{names[k]:<14}{med:>11.1f}{stats[k]['p99_us']:>9.1f}{1e6 / med:>12.0f}"
+              f"{w8[k]:>12.0f}")
+    ratio_ca = stats["c"]["median_us"] / stats["a"]["median_us"]
+    speedup_cb = stats["b"]["median_us"] / stats["c"]["median_us"]
+    thr_ca = w8["c"] / w8["a"]
+    print(f"c/a latency {ratio_ca:.2f} (target <= 1.35); b/c speed-up {speedup_cb:.2f} "
+          f"(target >= 1.5); c/a throughput @8 {thr_ca:.2f} (target >= 0.6)")
+    emit_json({
+        "benchmark": "rpc_latency", "calls": args.calls, "rounds": args.rounds,
+        "latency_us": stats, "throughput_w8": {k: round(v) for k, v in w8.items()},
+        "ratio_c_over_a_latency": round(ratio_ca, 3),
+        "speedup_c_over_b": round(speedup_cb, 3),
+        "ratio_c_over_a_throughput_w8": round(thr_ca, 3),
+        "targets_met": ratio_ca <= 1.35 and speedup_cb >= 1.5 and thr_ca >= 0.6,
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,530 @@
+"""Client: the async connection every driver is built on.
+
+One DEALER socket carries requests, replies, heartbeats and lossless stream events; a SUB socket
+(created on the first fan-out subscription) carries fan-out events. Both are driven from the
+asyncio loop through :class:`qnhw.transport.LoopSocket`. Many calls may be in flight; replies
+match by id, so a call that timed out or was cancelled never disturbs later ones.
+
+Liveness: the client sends a heartbeat when it has heard nothing for ``heartbeat`` seconds and
+declares the peer dead after ``dead_after`` seconds of silence, or at once when ZeroMQ reports the
+TCP/IPC connection gone. Then every pending call fails with :class:`ConnectionLost`, the client
+reconnects with back-off, handshakes again and restores its subscriptions; calls made meanwhile
+wait for the connection within their own timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import zmq
+import zmq.utils.monitor
+
+from qnhw.contract.spec import check_contract_compatible
+from qnhw.errors import (
+    Busy,
+    ConnectionLost,
+    ContractMismatch,
+    DeadlineExceeded,
+    ErrorCode,
+    NoSession,
+    ProtocolError,
+    QnhwError,
+    Unauthorized,
+    VersionMismatch,
+    error_from_code,
+)
+from qnhw.log import get_logger
+from qnhw.protocol.limits import DEFAULT_LIMITS, Limits
+from qnhw.protocol.messages import (
+    Cancel,
+    Credit,
+    ErrorReply,
+    Event,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    Reply,
+    Request,
+    Welcome,
+    decode_message,
+    encode_message,
+)
+from qnhw.protocol.version import FEATURES, PROTOCOL_VERSION, check_compatible
+from qnhw.runtime.auth import CurveClient, apply_client
+from qnhw.runtime.state import ConnectionState, StateCell
+from qnhw.runtime.streams import StreamMode, Subscription
+from qnhw.transport.zmq_loop import LoopSocket
+
+_FATAL = (VersionMismatch, ContractMismatch, Unauthorized)
+
+
+class Client:
+    """An async connection to one device endpoint.
+
+    ``address``: tcp://, ipc:// or inproc:// endpoint of a :class:`DeviceServer`.
+    ``timeout``: default per-call deadline in seconds. ``connect_timeout``: how long
+    :meth:`connect` waits for the handshake. ``heartbeat`` / ``dead_after``: liveness, seconds.
+    ``reconnect``: reconnect automatically after the peer is lost (else the client closes).
+    ``contract``: ``{"name", "version"}`` the device must be compatible with.
+    ``curve``: keys for an encrypted, authenticated connection.
+    """
+
+    def __init__(self, address: str, *, timeout: float = 5.0, connect_timeout: float = 5.0,
+                 heartbeat: float = 1.0, dead_after: float | None = None,
+                 reconnect: bool = True, name: str = "",
+                 contract: Mapping[str, str] | None = None,
+                 curve: CurveClient | None = None, limits: Limits = DEFAULT_LIMITS,
+                 context: zmq.Context[Any] | None = None) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.heartbeat = heartbeat
+        self.dead_after = dead_after if dead_after is not None else 3 * heartbeat
+        self.reconnect = reconnect
+        self.name = name
+        self.expected_contract = dict(contract) if contract is not None else None
+        self.limits = limits
+        self._curve = curve
+        self._ctx = context or zmq.Context.instance()
+        self._state = StateCell()
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._sock: LoopSocket | None = None
+        self._monitor: LoopSocket | None = None
+        self._sub: LoopSocket | None = None
+        self._sub_address: str | None = None
+        self._subs: dict[str, Subscription] = {}
+        self._handshake: asyncio.Future[Welcome] | None = None
+        self._last_rx = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._fatal: QnhwError | None = None
+        self.welcome: Welcome | None = None
+        self.reconnects = 0
+        self._log = get_logger("client", endpoint=address, client=name or None)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- state ----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state.value
+
+    async def wait_for_state(self, *states: ConnectionState,
+                             timeout: float | None = None) -> ConnectionState:
+        """Wait until the connection is in one of ``states``; raises TimeoutError after
+        ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            return await self._state.wait_for(*states)
+
+    def watch_state(self) -> AsyncIterator[ConnectionState]:
+        """Async iterator over the connection state: the current one, then each change."""
+        return self._state.watch()
+
+    @property
+    def device(self) -> str:
+        return self.welcome.device if self.welcome else ""
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def connect(self) -> Client:
+        """Connect and handshake; returns self. Raises :class:`ConnectionLost` when no server
+        answers within ``connect_timeout``, :class:`VersionMismatch`, :class:`ContractMismatch`
+        or :class:`Unauthorized`."""
+        if self.state is not ConnectionState.IDLE:
+            raise RuntimeError(f"connect() on a client in state {self.state.value}")
+        self._loop = asyncio.get_running_loop()
+        self._state.set(ConnectionState.CONNECTING)
+        try:
+            await self._open(self.connect_timeout)
+        except BaseException:
+            self._close_sockets()
+            self._state.set(ConnectionState.CLOSED)
+            raise
+        self._spawn(self._supervise())
+        return self
+
+    async def close(self) -> None:
+        """Say goodbye, fail pending calls with :class:`ConnectionLost`, close every socket,
+        end every subscription. Idempotent."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        if self._sock is not None and self.state is ConnectionState.CONNECTED:
+            with contextlib.suppress(zmq.ZMQError, ProtocolError):
+                self._sock.send(encode_message(Goodbye("client closing")))
+        self._state.set(ConnectionState.CLOSED)
+        self._fail_pending(ConnectionLost("client closed"))
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for sub in list(self._subs.values()):
+            sub._closed = True
+            sub._wake()
+        self._subs.clear()
+        self._close_sockets()
+
+    async def __aenter__(self) -> Client:
+        if self.state is ConnectionState.IDLE:
+            await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _close_sockets(self) -> None:
+        if self._monitor is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self._sock.sock.disable_monitor() if self._sock else None
+            self._monitor.close()
+            self._monitor = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._sub is not None:
+            self._sub.close()
+            self._sub = None
+            self._sub_address = None
+
+    async def _open(self, timeout: float) -> None:
+        """Create the DEALER socket, send hello and wait for welcome."""
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.rcvhwm = 10000
+        sock.sndhwm = 10000
+        sock.maxmsgsize = self.limits.max_message + 65536
+        if self._curve is not None:
+            apply_client(sock, self._curve)
+        loop = asyncio.get_running_loop()
+        self._handshake = loop.create_future()
+        if not self.address.startswith("inproc://"):
+            mon = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED
+                                          | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                          | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+            self._monitor = LoopSocket(mon, self._on_monitor, loop=loop, copy=True)
+        sock.connect(self.address)
+        self._sock = LoopSocket(sock, self._on_frames, loop=loop, copy=False)
+        contract = self.expected_contract
+        self._sock.send(encode_message(Hello(PROTOCOL_VERSION, list(FEATURES), self.name,
+                                             dict(contract) if contract else None)))
+        try:
+            async with asyncio.timeout(timeout):
+                welcome = await self._handshake
+        except TimeoutError:
+            raise ConnectionLost(f"no answer from {self.address} within {timeout:g} s",
+                                 {"address": self.address}) from None
+        finally:
+            self._handshake = None
+        check_compatible(welcome.version)
+        if self.expected_contract is not None:
+            check_contract_compatible(self.expected_contract, welcome.contract)
+        new_server = self.welcome is not None and self.welcome.epoch != welcome.epoch
+        self.welcome = welcome
+        self._last_rx = time.monotonic()
+        self.heartbeat = min(self.heartbeat, welcome.heartbeat)
+        self._state.set(ConnectionState.CONNECTED)
+        self._log.info("connected", device=welcome.device, epoch=welcome.epoch)
+        await self._restore_subscriptions(new_server)
+
+    # --- liveness and reconnect -----------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat / 2)
+            if self.state is not ConnectionState.CONNECTED or self._sock is None:
+                continue
+            idle = time.monotonic() - self._last_rx
+            if idle > self.dead_after:
+                self._lost(f"no message from the server for {idle:.2f} s")
+            elif idle >= self.heartbeat:
+                with contextlib.suppress(zmq.ZMQError):
+                    self._sock.send(encode_message(Heartbeat()))
+
+    def _lost(self, reason: str) -> None:
+        """The peer is gone: fail pending calls now, reconnect in the background."""
+        if self.state is not ConnectionState.CONNECTED:
+            return
+        self._log.warning("connection lost", reason=reason)
+        self._fail_pending(ConnectionLost(f"connection to {self.address} lost: {reason}"))
+        self._close_sockets()
+        if not self.reconnect:
+            self._state.set(ConnectionState.CLOSED)
+            for sub in self._subs.values():
+                sub._closed = True
+                sub._wake()
+            return
+        self._state.set(ConnectionState.RECONNECTING)
+        self._reconnecting = self._spawn(self._reconnect_loop())
+
+    async def _reconnect_loop(self) -> None:
+        delay = 0.05
+        while self.state is ConnectionState.RECONNECTING:
+            try:
+                await self._open(max(self.dead_after, 0.5))
+            except _FATAL as exc:
+                self._log.error("reconnect refused", error=str(exc))
+                self._fatal = exc
+                self._close_sockets()
+                self._state.set(ConnectionState.CLOSED)
+                return
+            except QnhwError as exc:
+                self._close_sockets()
+                self._log.info("reconnect attempt failed", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            else:
+                self.reconnects += 1
+                return
+
+    def _fail_pending(self, exc: QnhwError) -> None:
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(type(exc)(exc.message, exc.details))
+
+    def _on_monitor(self, frames: list[Any]) -> None:
+        event = zmq.utils.monitor.parse_monitor_message(frames)["event"]
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            err: QnhwError = Unauthorized(f"{self.address} refused this client's key")
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            err = Unauthorized(f"security handshake with {self.address} failed")
+        else:
+            self._lost("peer disconnected")
+            return
+        if self._handshake is not None and not self._handshake.done():
+            self._handshake.set_exception(err)
+
+    # --- incoming -------------------------------------------------------------------------
+
+    def _on_frames(self, frames: list[Any]) -> None:
+        try:
+            msg = decode_message(frames, self.limits)
+        except ProtocolError as exc:
+            self._log.warning("bad message from server", error=str(exc))
+            return
+        self._last_rx = time.monotonic()
+        kind = type(msg)
+        if kind is Reply:
+            fut = self._pending.pop(msg.id, None)  # type: ignore[union-attr]
+            if fut is not None and not fut.done():
+                fut.set_result(msg.result)  # type: ignore[union-attr]
+        elif kind is Event:
+            sub = self._subs.get(msg.stream)  # type: ignore[union-attr]
+            if sub is not None and sub.mode is StreamMode.LOSSLESS:
+                sub._push(msg)  # type: ignore[arg-type]
+        elif kind is ErrorReply:
+            self._on_error(msg)  # type: ignore[arg-type]
+        elif kind is Welcome:
+            if self._handshake is not None and not self._handshake.done():
+                self._handshake.set_result(msg)  # type: ignore[arg-type]
+        elif kind is Goodbye:
+            self._lost(f"server said goodbye: {msg.reason}")  # type: ignore[union-attr]
+
+    def _on_error(self, msg: ErrorReply) -> None:
+        err = error_from_code(msg.code, msg.message, msg.details)
+        if msg.id is not None:
+            fut = self._pending.pop(msg.id, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(err)
+            if msg.code == ErrorCode.NO_SESSION:
+                self._lost("server has no session for this client")
+            return
+        if self._handshake is not None and not self._handshake.done():
+            self._handshake.set_exception(err)
+        elif msg.code == ErrorCode.NO_SESSION:
+            self._lost("server has no session for this client")
+        else:
+            self._log.warning("error from server", code=msg.code, error=msg.message)
+
+    def _on_sub_frames(self, frames: list[Any]) -> None:
+        try:
+            msg = decode_message(frames[1:], self.limits)
+        except ProtocolError as exc:
+            self._log.warning("bad stream message", error=str(exc))
+            return
+        if type(msg) is Event:
+            sub = self._subs.get(msg.stream)
+            if sub is not None and sub.mode is StreamMode.FANOUT:
+                sub._push(msg)
+
+    # --- calls ----------------------------------------------------------------------------
+
+    async def call(self, method: str, /, *, timeout: float | None = None,
+                   **params: Any) -> Any:
+        """Call ``method`` with ``params``; return its result.
+
+        Waits at most ``timeout`` seconds (default: the client's ``timeout``), including any
+        wait for a reconnect. Raises the typed :class:`QnhwError` subclass matching the remote
+        error code, :class:`DeadlineExceeded` on timeout, :class:`ConnectionLost` if the
+        connection drops while the call is in flight. Cancelling the awaiting task sends a
+        cancel to the server; the connection stays usable either way.
+        """
+        t = self.timeout if timeout is None else timeout
+        if self._state.value is not ConnectionState.CONNECTED:
+            await self._await_connected(method, t)
+        sock = self._sock
+        assert sock is not None and self._loop is not None
+        rid = next(self._ids)
+        frames = encode_message(Request(rid, method, params, max(1, int(t * 1e6))))
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        self._pending[rid] = fut
+        try:
+            sock.send(frames)
+        except zmq.Again:
+            del self._pending[rid]
+            raise Busy(f"send queue to {self.address} is full") from None
+        timer = self._loop.call_later(t, _expire, fut, method, t)
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if self._pending.pop(rid, None) is not None and self._sock is sock:
+                with contextlib.suppress(zmq.ZMQError):
+                    sock.send(encode_message(Cancel(rid)))
+            raise
+        finally:
+            timer.cancel()
+            self._pending.pop(rid, None)
+
+    async def _await_connected(self, method: str, timeout: float) -> None:
+        if self._state.value in (ConnectionState.CLOSED, ConnectionState.IDLE):
+            if self._fatal is not None:
+                raise type(self._fatal)(self._fatal.message, self._fatal.details)
+            raise ConnectionLost(f"client is {self.state.value}; cannot call {method!r}")
+        try:
+            state = await self.wait_for_state(ConnectionState.CONNECTED, ConnectionState.CLOSED,
+                                              timeout=timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(f"{method}: not reconnected within {timeout:g} s") from None
+        if state is ConnectionState.CLOSED:
+            raise ConnectionLost(f"client closed; cannot call {method!r}")
+
+    async def describe(self, timeout: float | None = None) -> dict[str, Any]:
+        """The server's ``describe`` reply (commands, params, streams, capabilities)."""
+        result: dict[str, Any] = await self.call("qnhw.describe", timeout=timeout)
+        return result
+
+    async def ping(self, timeout: float | None = None) -> dict[str, Any]:
+        """Round trip to the server; returns its clock reading and domain."""
+        result: dict[str, Any] = await self.call("qnhw.ping", timeout=timeout)
+        return result
+
+    # --- streams --------------------------------------------------------------------------
+
+    def subscribe(self, stream: str, *, mode: StreamMode | str = StreamMode.FANOUT,
+                  maxsize: int = 4096, credit: int = 64) -> Subscription:
+        """A :class:`Subscription` to ``stream`` (opened on ``async with`` or first iteration).
+
+        ``mode``: "fanout" (PUB/SUB; losses reported as gaps) or "lossless" (credit-based flow
+        control; the device waits for a slow consumer). ``maxsize``: fan-out events buffered
+        locally. ``credit``: lossless events in flight.
+        """
+        mode = StreamMode(mode)
+        if stream in self._subs and not self._subs[stream].closed:
+            raise ValueError(f"already subscribed to {stream!r} on this client")
+        if maxsize < 1 or credit < 1:
+            raise ValueError("maxsize and credit must be >= 1")
+        return Subscription(self, stream, mode, maxsize, credit)
+
+    async def _attach(self, sub: Subscription) -> None:
+        self._subs[sub.stream] = sub
+        try:
+            await self._subscribe_remote(sub)
+        except BaseException:
+            self._subs.pop(sub.stream, None)
+            sub._closed = True
+            raise
+
+    async def _subscribe_remote(self, sub: Subscription) -> None:
+        if sub.mode is StreamMode.LOSSLESS:
+            reply = await self.call("qnhw.subscribe", stream=sub.stream, credit=sub.credit)
+            if sub._last_seq is None and isinstance(reply, dict):
+                seq = reply.get("seq")
+                if isinstance(seq, int) and seq > 0:
+                    sub._last_seq = seq - 1
+            return
+        described = await self.describe()
+        names = {s.get("name") for s in described.get("streams", [])}
+        if sub.stream not in names:
+            raise error_from_code(ErrorCode.BAD_PARAMS, f"no stream named {sub.stream!r}",
+                                  {"param": "stream", "streams": sorted(map(str, names))})
+        self._ensure_sub_socket()
+        if self._sub is not None:
+            self._sub.sock.setsockopt(zmq.SUBSCRIBE, sub.stream.encode() + b"\0")
+
+    def _ensure_sub_socket(self) -> None:
+        pub = self.welcome.pub if self.welcome else None
+        if pub is None:
+            raise ConnectionLost(f"{self.address} offers no fan-out endpoint")
+        if self._sub is not None and self._sub_address == pub:
+            return
+        if self._sub is not None:
+            self._sub.close()
+        sock = self._ctx.socket(zmq.SUB)
+        sock.linger = 0
+        sock.rcvhwm = 10000
+        sock.maxmsgsize = self.limits.max_message + 65536
+        if self._curve is not None:
+            apply_client(sock, self._curve)
+        sock.connect(pub)
+        for name, s in self._subs.items():
+            if s.mode is StreamMode.FANOUT:
+                sock.setsockopt(zmq.SUBSCRIBE, name.encode() + b"\0")
+        self._sub = LoopSocket(sock, self._on_sub_frames, loop=asyncio.get_running_loop(),
+                               copy=False)
+        self._sub_address = pub
+
+    async def _restore_subscriptions(self, new_server: bool) -> None:
+        subs = [s for s in self._subs.values() if not s.closed]
+        if not subs:
+            return
+        if any(s.mode is StreamMode.FANOUT for s in subs):
+            self._ensure_sub_socket()
+        for sub in subs:
+            if new_server:
+                sub._restarted(None)
+            if sub.mode is StreamMode.LOSSLESS:
+                self._spawn(self._resubscribe(sub))
+
+    async def _resubscribe(self, sub: Subscription) -> None:
+        try:
+            await self.call("qnhw.subscribe", stream=sub.stream, credit=sub.credit)
+        except QnhwError as exc:
+            self._log.warning("resubscribe failed", stream=sub.stream, error=str(exc))
+
+    async def _detach(self, sub: Subscription) -> None:
+        if self._subs.get(sub.stream) is not sub:
+            return
+        del self._subs[sub.stream]
+        if self.state is not ConnectionState.CONNECTED:
+            return
+        if sub.mode is StreamMode.LOSSLESS:
+            with contextlib.suppress(QnhwError):
+                await self.call("qnhw.unsubscribe", stream=sub.stream, timeout=1.0)
+        elif self._sub is not None:
+            self._sub.sock.setsockopt(zmq.UNSUBSCRIBE, sub.stream.encode() + b"\0")
+
+    def _grant(self, stream: str, n: int) -> None:
+        if self._sock is not None and self.state is ConnectionState.CONNECTED:
+            with contextlib.suppress(zmq.ZMQError):
+                self._sock.send(encode_message(Credit(stream, n)))
+
+
+def _expire(fut: asyncio.Future[Any], method: str, timeout: float) -> None:
+    if not fut.done():
+        fut.set_exception(DeadlineExceeded(f"{method}: no reply within {timeout:g} s",
+                                           {"timeout": timeout}))
+
+
+__all__ = ["Client", "NoSession"]

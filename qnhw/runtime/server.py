@@ -1,0 +1,553 @@
+"""DeviceServer: serves a device's commands and streams over ZeroMQ.
+
+Sockets: a ROUTER for requests, replies and lossless streams, and a PUB for fan-out streams
+(docs/protocol.md, "Sockets and frames"). Everything runs on one asyncio loop; sockets are driven
+through :class:`qnhw.transport.LoopSocket`. Plain-function handlers run inline (fastest); async
+handlers run as tasks, so a slow handler never blocks other calls. Parameters are validated
+against each command's :class:`qnhw.contract.Param` definitions before the handler sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+from qnhw.contract.spec import Command, Contract, Param, StreamSpec
+from qnhw.errors import (
+    BadParams,
+    Busy,
+    DeadlineExceeded,
+    ErrorCode,
+    InternalError,
+    NoSession,
+    ProtocolError,
+    QnhwError,
+    UnknownCommand,
+    VersionMismatch,
+)
+from qnhw.log import get_logger
+from qnhw.protocol.codec import pack
+from qnhw.protocol.limits import DEFAULT_LIMITS, Limits
+from qnhw.protocol.messages import (
+    Cancel,
+    Credit,
+    ErrorReply,
+    Event,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    Message,
+    Reply,
+    Request,
+    Welcome,
+    decode_message,
+    encode_message,
+)
+from qnhw.protocol.version import FEATURES, PROTOCOL_VERSION, check_compatible
+from qnhw.runtime.auth import CurveServer, ZapHandler, apply_server
+from qnhw.transport.zmq_loop import LoopSocket, pub_address_for
+
+Handler = Callable[..., Any]
+BUILTIN_PREFIX = "qnhw."
+
+
+def host_clock_ps() -> int:
+    """Wall-clock time in integer picoseconds since the Unix epoch (clock domain ``host``)."""
+    return time.time_ns() * 1000
+
+
+@dataclass
+class _Entry:
+    spec: Command
+    handler: Handler
+    is_async: bool
+
+
+@dataclass
+class _LosslessSub:
+    stream: str
+    credit: int
+    queue: deque[list[Any]] = field(default_factory=deque)
+
+
+@dataclass
+class _Session:
+    ident: bytes
+    client: str
+    last_seen: float
+    tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    subs: dict[str, _LosslessSub] = field(default_factory=dict)
+
+
+class DeviceServer:
+    """One device endpoint.
+
+    ``address``: where the ROUTER binds (tcp/ipc/inproc; loopback by default; port 0 picks a free
+    port, see :attr:`address` after :meth:`start`). ``pub_address``: the fan-out endpoint, by
+    default derived from ``address``; ``None`` disables fan-out streams. ``heartbeat``: seconds
+    between heartbeats announced to clients; a session silent for ``session_timeout`` seconds is
+    dropped (its tasks cancelled, its lossless subscriptions freed). ``lossless_buffer``: events
+    queued per lossless subscriber before :meth:`publish` waits.
+    """
+
+    def __init__(self, name: str, address: str = "tcp://127.0.0.1:0", *,
+                 pub_address: str | None = "auto",
+                 contract: Contract | None = None,
+                 capabilities: dict[str, Any] | None = None,
+                 heartbeat: float = 1.0, session_timeout: float = 5.0,
+                 limits: Limits = DEFAULT_LIMITS, curve: CurveServer | None = None,
+                 clock: Callable[[], int] = host_clock_ps, clock_domain: str = "host",
+                 lossless_buffer: int = 256,
+                 context: zmq.Context[Any] | None = None) -> None:
+        self.name = name
+        self._bind = address
+        self._pub_bind = pub_address_for(address) if pub_address == "auto" else pub_address
+        self.contract = contract
+        self.capabilities: dict[str, Any] = dict(capabilities or {})
+        self.heartbeat = heartbeat
+        self.session_timeout = session_timeout
+        self.limits = limits
+        self._curve = curve
+        self.clock = clock
+        self.clock_domain = clock_domain
+        self._lossless_buffer = lossless_buffer
+        self._ctx = context
+        self._own_ctx = False
+        self._commands: dict[str, _Entry] = {}
+        self._streams: dict[str, StreamSpec] = {}
+        self._seq: dict[str, int] = {}
+        self._sessions: dict[bytes, _Session] = {}
+        self._router: LoopSocket | None = None
+        self._pub: LoopSocket | None = None
+        self._zap: ZapHandler | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._space = asyncio.Event()
+        self.epoch = secrets.randbits(63)
+        self.address = address
+        self.pub_address: str | None = None
+        self._log = get_logger("server", device=name)
+        if contract is not None:
+            for s in contract.streams:
+                self.add_stream(s)
+
+    # --- registration ---------------------------------------------------------------------
+
+    def add_command(self, spec: Command, handler: Handler) -> None:
+        """Register ``handler`` for ``spec``. It is called with validated keyword arguments.
+
+        A plain function runs inline on the loop and must return quickly; a coroutine function
+        runs as a task.
+        """
+        if spec.name.startswith(BUILTIN_PREFIX):
+            raise ValueError(f"command names starting with {BUILTIN_PREFIX!r} are reserved")
+        self._commands[spec.name] = _Entry(spec, handler, inspect.iscoroutinefunction(handler))
+
+    def command(self, name: str | None = None, *, params: Iterable[Param] = (), doc: str = "",
+                returns: str = "") -> Callable[[Handler], Handler]:
+        """Decorator form of :meth:`add_command`; the docstring is the default ``doc``."""
+
+        def register(fn: Handler) -> Handler:
+            spec = Command(name or fn.__name__, tuple(params),
+                           doc or inspect.getdoc(fn) or "", returns)
+            self.add_command(spec, fn)
+            return fn
+
+        return register
+
+    def implement(self, handlers: object) -> None:
+        """Register the methods of ``handlers`` named after every command of the contract.
+
+        Raises ``ValueError`` naming the commands that ``handlers`` lacks.
+        """
+        if self.contract is None:
+            raise ValueError("implement() needs a server created with a contract")
+        missing = [c.name for c in self.contract.commands if not hasattr(handlers, c.name)]
+        if missing:
+            raise ValueError(f"{type(handlers).__name__} lacks commands {missing}")
+        for c in self.contract.commands:
+            self.add_command(c, getattr(handlers, c.name))
+
+    def add_stream(self, spec: StreamSpec) -> None:
+        self._streams[spec.name] = spec
+        self._seq.setdefault(spec.name, 0)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the sockets and start serving. Returns once bound; does not block."""
+        loop = asyncio.get_running_loop()
+        if self._ctx is None:
+            if self._curve is not None:  # own context: its ZAP handler is ours alone
+                self._ctx = zmq.Context()
+                self._own_ctx = True
+            else:
+                self._ctx = zmq.Context.instance()
+        if self._curve is not None:
+            self._zap = ZapHandler(self._ctx, self._curve, self.name)
+        router = self._ctx.socket(zmq.ROUTER)
+        router.linger = 0
+        router.router_mandatory = 1
+        router.sndhwm = 10000
+        router.rcvhwm = 10000
+        router.maxmsgsize = self.limits.max_message + 65536
+        if self._curve is not None:
+            apply_server(router, self._curve, self.name)
+        self.address = _bind(router, self._bind)
+        self._router = LoopSocket(router, self._on_router, loop=loop, copy=True)
+        if self._pub_bind is not None:
+            pub = self._ctx.socket(zmq.PUB)
+            pub.linger = 0
+            pub.sndhwm = 1000
+            if self._curve is not None:
+                apply_server(pub, self._curve, self.name)
+            self.pub_address = _bind(pub, self._pub_bind)
+            self._pub = LoopSocket(pub, None, loop=loop)
+        self._sweeper = loop.create_task(self._sweep())
+        self._log.info("serving", endpoint=self.address, pub=self.pub_address)
+
+    async def stop(self) -> None:
+        """Say goodbye to every session, cancel running handlers and close every socket."""
+        if self._router is None:
+            return
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        bye = encode_message(Goodbye("server stopping"))
+        for ident in list(self._sessions):
+            with contextlib.suppress(zmq.ZMQError):
+                self._router.send([ident, *bye])
+            self._drop_session(ident)
+        await asyncio.sleep(0)
+        self._router.close(linger=100)
+        self._router = None
+        if self._pub is not None:
+            self._pub.close()
+            self._pub = None
+        if self._zap is not None:
+            self._zap.close()
+        if self._own_ctx and self._ctx is not None:
+            self._ctx.term()
+        self._space.set()
+        self._log.info("stopped", endpoint=self.address)
+
+    async def __aenter__(self) -> DeviceServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def serve_forever(self) -> None:
+        """Start (if needed) and serve until cancelled; stops cleanly on cancellation."""
+        if self._router is None:
+            await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    @property
+    def sessions(self) -> int:
+        """Number of live client sessions."""
+        return len(self._sessions)
+
+    # --- streams --------------------------------------------------------------------------
+
+    def _event_frames(self, stream: str, payload: Any, ts_ps: int | None) -> list[Any]:
+        if stream not in self._streams:
+            raise UnknownCommand(f"no stream named {stream!r}")
+        seq = self._seq[stream]
+        self._seq[stream] = seq + 1
+        ts = self.clock() if ts_ps is None else ts_ps
+        return encode_message(Event(stream, seq, ts, self.clock_domain, payload))
+
+    def _lossless_full(self, stream: str) -> bool:
+        for s in self._sessions.values():
+            sub = s.subs.get(stream)
+            if sub is not None and len(sub.queue) >= self._lossless_buffer:
+                return True
+        return False
+
+    def publish_nowait(self, stream: str, payload: Any, ts_ps: int | None = None) -> int:
+        """Publish one event now; returns its sequence number.
+
+        Fan-out subscribers that are too slow lose events (they see the gap). Raises
+        :class:`Busy` (nothing published) when a lossless subscriber's buffer is full.
+        """
+        if self._lossless_full(stream):
+            raise Busy(f"lossless subscriber of {stream!r} is full")
+        frames = self._event_frames(stream, payload, ts_ps)
+        self._deliver(stream, frames)
+        return self._seq[stream] - 1
+
+    async def publish(self, stream: str, payload: Any, ts_ps: int | None = None) -> int:
+        """Publish one event, waiting while a lossless subscriber's buffer is full."""
+        while self._lossless_full(stream):
+            self._space.clear()
+            await self._space.wait()
+        return self.publish_nowait(stream, payload, ts_ps)
+
+    def _deliver(self, stream: str, frames: list[Any]) -> None:
+        if self._pub is not None:
+            try:
+                self._pub.send([stream.encode() + b"\0", *frames])
+            except zmq.Again:
+                pass  # PUB never blocks; subscribers see the gap
+        for s in self._sessions.values():
+            sub = s.subs.get(stream)
+            if sub is None:
+                continue
+            if sub.credit > 0 and not sub.queue:
+                if self._send(s.ident, frames):
+                    sub.credit -= 1
+                    continue
+            sub.queue.append(frames)
+
+    def _flush(self, session: _Session, sub: _LosslessSub) -> None:
+        while sub.credit > 0 and sub.queue:
+            if not self._send(session.ident, sub.queue[0]):
+                break
+            sub.queue.popleft()
+            sub.credit -= 1
+        self._space.set()
+
+    # --- incoming -------------------------------------------------------------------------
+
+    def _send(self, ident: bytes, frames: list[Any]) -> bool:
+        assert self._router is not None
+        try:
+            self._router.send([ident, *frames])
+            return True
+        except zmq.Again:
+            self._log.warning("client not reading; message dropped", peer=ident.hex())
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                self._drop_session(ident)
+            else:
+                self._log.warning("send failed", peer=ident.hex(), error=str(exc))
+        return False
+
+    def _reply_error(self, ident: bytes, rid: int | None, err: QnhwError) -> None:
+        if self._router is None:
+            return
+        self._send(ident, encode_message(
+            ErrorReply(rid, int(err.code), err.message, _plain(err.details))))
+
+    def _on_router(self, frames: list[Any]) -> None:
+        ident = frames[0]
+        if len(frames) < 2:
+            return
+        try:
+            msg = decode_message(frames[1:], self.limits)
+        except ProtocolError as exc:
+            self._log.warning("bad message", peer=ident.hex(), error=str(exc))
+            self._reply_error(ident, None, exc)
+            return
+        session = self._sessions.get(ident)
+        if session is not None:
+            session.last_seen = time.monotonic()
+        if type(msg) is Request:
+            if session is None:
+                self._reply_error(ident, msg.id, NoSession("no session: send hello first"))
+            else:
+                self._on_request(session, msg)
+        elif type(msg) is Heartbeat:
+            if session is None:
+                self._reply_error(ident, None, NoSession("no session: send hello first"))
+            else:
+                self._send(ident, encode_message(msg))
+        elif type(msg) is Hello:
+            self._on_hello(ident, msg)
+        elif type(msg) is Credit:
+            sub = session.subs.get(msg.stream) if session is not None else None
+            if session is not None and sub is not None:
+                sub.credit += msg.n
+                self._flush(session, sub)
+        elif type(msg) is Cancel:
+            task = session.tasks.get(msg.id) if session is not None else None
+            if task is not None:
+                task.cancel()
+        elif type(msg) is Goodbye:
+            self._drop_session(ident)
+        else:
+            self._reply_error(ident, None, ProtocolError(
+                f"a server does not accept {type(msg).__name__} messages"))
+
+    def _on_hello(self, ident: bytes, msg: Hello) -> None:
+        try:
+            check_compatible(msg.version)
+        except VersionMismatch as exc:
+            self._log.warning("version mismatch", peer=ident.hex(), peer_version=msg.version)
+            self._reply_error(ident, None, exc)
+            return
+        if ident in self._sessions:
+            self._drop_session(ident)
+        self._sessions[ident] = _Session(ident, msg.client, time.monotonic())
+        self._log.info("session opened", peer=ident.hex(), client=msg.client)
+        self._send(ident, encode_message(Welcome(
+            PROTOCOL_VERSION, list(FEATURES), self.name, self.epoch, self.heartbeat,
+            self.contract.ref if self.contract else None, self.pub_address,
+            {"max_message": self.limits.max_message, "max_frames": self.limits.max_frames})))
+
+    def _drop_session(self, ident: bytes) -> None:
+        session = self._sessions.pop(ident, None)
+        if session is None:
+            return
+        for task in session.tasks.values():
+            task.cancel()
+        if session.subs:
+            self._space.set()
+        self._log.info("session closed", peer=ident.hex(), client=session.client)
+
+    def _on_request(self, session: _Session, req: Request) -> None:
+        if req.method.startswith(BUILTIN_PREFIX):
+            try:
+                result = self._builtin(session, req)
+            except QnhwError as exc:
+                self._reply_error(session.ident, req.id, exc)
+            else:
+                self._send(session.ident, encode_message(Reply(req.id, result)))
+            return
+        entry = self._commands.get(req.method)
+        if entry is None:
+            self._reply_error(session.ident, req.id, UnknownCommand(
+                f"no command named {req.method!r}", {"command": req.method}))
+            return
+        try:
+            params = entry.spec.validate(req.params)
+        except BadParams as exc:
+            self._reply_error(session.ident, req.id, exc)
+            return
+        if entry.is_async:
+            task = asyncio.get_running_loop().create_task(
+                self._run_async(session, req, entry.handler(**params)))
+            session.tasks[req.id] = task
+            return
+        try:
+            result = entry.handler(**params)
+        except QnhwError as exc:
+            self._reply_error(session.ident, req.id, exc)
+            return
+        except Exception as exc:
+            self._reply_error(session.ident, req.id, self._internal(req, exc))
+            return
+        self._reply(session.ident, req.id, result)
+
+    def _reply(self, ident: bytes, rid: int, result: Any) -> None:
+        try:
+            frames = encode_message(Reply(rid, result))
+        except ProtocolError as exc:
+            self._log.error("handler result cannot be encoded", request=rid, error=str(exc))
+            frames = encode_message(ErrorReply(rid, int(ErrorCode.INTERNAL),
+                                               f"result cannot be encoded: {exc.message}", {}))
+        self._send(ident, frames)
+
+    def _internal(self, req: Request, exc: BaseException) -> InternalError:
+        self._log.error("handler raised", request=req.id, command=req.method,
+                        error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+        return InternalError(f"{req.method} failed: {type(exc).__name__}: {exc}")
+
+    async def _run_async(self, session: _Session, req: Request,
+                         coro: Awaitable[Any]) -> None:
+        try:
+            if req.deadline_us is not None:
+                async with asyncio.timeout(req.deadline_us / 1e6):
+                    result = await coro
+            else:
+                result = await coro
+        except TimeoutError:
+            self._reply_error(session.ident, req.id, DeadlineExceeded(
+                f"{req.method} did not finish within {req.deadline_us / 1e6:g} s"
+                if req.deadline_us is not None else f"{req.method} timed out"))
+        except asyncio.CancelledError:
+            pass  # the caller cancelled or the session ended: nobody waits for a reply
+        except QnhwError as exc:
+            self._reply_error(session.ident, req.id, exc)
+        except Exception as exc:
+            self._reply_error(session.ident, req.id, self._internal(req, exc))
+        else:
+            if self._router is not None:
+                self._reply(session.ident, req.id, result)
+        finally:
+            session.tasks.pop(req.id, None)
+
+    # --- built-in methods -----------------------------------------------------------------
+
+    def _builtin(self, session: _Session, req: Request) -> Any:
+        method, p = req.method, req.params
+        if method == "qnhw.describe":
+            return self.describe()
+        if method == "qnhw.ping":
+            return {"time_ps": self.clock(), "domain": self.clock_domain}
+        if method == "qnhw.subscribe":
+            stream, credit = p.get("stream"), p.get("credit", 64)
+            if not isinstance(stream, str) or stream not in self._streams:
+                raise BadParams(f"no stream named {stream!r}",
+                                {"param": "stream", "streams": sorted(self._streams)})
+            if type(credit) is not int or not 1 <= credit <= 1 << 20:
+                raise BadParams("credit must be an int in [1, 1048576]", {"param": "credit"})
+            session.subs[stream] = _LosslessSub(stream, credit)
+            return {"stream": stream, "seq": self._seq[stream]}
+        if method == "qnhw.unsubscribe":
+            stream = p.get("stream")
+            if isinstance(stream, str) and session.subs.pop(stream, None) is not None:
+                self._space.set()
+            return None
+        raise UnknownCommand(f"no built-in method {method!r}", {"command": method})
+
+    def describe(self) -> dict[str, Any]:
+        """The ``describe`` reply: device, versions, commands, streams, capabilities."""
+        return {
+            "device": self.name,
+            "protocol": list(PROTOCOL_VERSION),
+            "features": list(FEATURES),
+            "contract": self.contract.ref if self.contract else None,
+            "commands": [e.spec.describe() for e in self._commands.values()],
+            "streams": [s.describe() for s in self._streams.values()],
+            "capabilities": self.capabilities,
+            "clock_domain": self.clock_domain,
+        }
+
+    # --- housekeeping ---------------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            cutoff = time.monotonic() - self.session_timeout
+            for ident in [i for i, s in self._sessions.items() if s.last_seen < cutoff]:
+                self._log.info("session expired", peer=ident.hex())
+                self._drop_session(ident)
+
+
+def _bind(sock: zmq.Socket[Any], address: str) -> str:
+    """Bind ``sock``; return the concrete endpoint (tcp port 0 or * resolved)."""
+    if address.startswith("tcp://") and address.endswith((":0", ":*")):
+        address = address.rsplit(":", 1)[0] + ":*"
+    sock.bind(address)
+    endpoint: bytes = sock.getsockopt(zmq.LAST_ENDPOINT)
+    return endpoint.decode()
+
+
+def _plain(details: dict[str, Any]) -> dict[str, Any]:
+    """Error details reduced to what the codec can always carry."""
+    out: dict[str, Any] = {}
+    for k, v in details.items():
+        try:
+            pack(v)
+        except ProtocolError:
+            v = repr(v)
+        out[str(k)] = v
+    return out
+
+
+__all__ = ["DeviceServer", "host_clock_ps"]

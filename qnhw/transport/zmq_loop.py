@@ -1,0 +1,131 @@
+"""Drive a ZeroMQ socket from the asyncio event loop without ``zmq.asyncio``.
+
+The socket's file descriptor (edge-triggered: it signals that ``ZMQ_EVENTS`` may have changed) is
+registered with ``loop.add_reader``; when it fires, every pending message is drained with
+non-blocking receives, in batches, and handed to a plain callback. Sends are non-blocking
+calls on the loop thread. After each send ``ZMQ_EVENTS`` is checked because a send can consume
+the read edge. This saves the future-per-receive and poller overhead of ``zmq.asyncio``: see
+docs/performance.md for the measurements that chose this design.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import zmq
+
+from qnhw.log import get_logger
+
+_log = get_logger("transport")
+
+OnMessage = Callable[[list[Any]], None]
+
+
+class LoopSocket:
+    """A zmq socket whose incoming messages are delivered to ``on_message`` on the loop.
+
+    With ``on_message=None`` the socket is send-only (PUB) and is not registered for reading.
+    ``on_message`` receives the list of frames (``zmq.Frame`` when ``copy=False``, else
+    ``bytes``). It must not block; exceptions it raises are logged and the socket keeps serving.
+    At most ``batch`` messages are drained per loop iteration, so one busy socket cannot starve
+    the loop.
+    """
+
+    def __init__(self, sock: zmq.Socket[Any], on_message: OnMessage | None, *,
+                 loop: asyncio.AbstractEventLoop | None = None, copy: bool = False,
+                 batch: int = 256) -> None:
+        self.sock = sock
+        self._on_message: OnMessage = on_message or (lambda frames: None)
+        self._reading = on_message is not None
+        self._loop = loop or asyncio.get_running_loop()
+        self._copy = copy
+        self._batch = batch
+        self._fd: int = sock.getsockopt(zmq.FD)
+        self._closed = False
+        self._scheduled = False
+        if self._reading:
+            self._loop.add_reader(self._fd, self._readable)
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._scheduled and not self._closed and self._reading:
+            self._scheduled = True
+            self._loop.call_soon(self._drain)
+
+    def _readable(self) -> None:
+        self._drain()
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        if self._closed:
+            return
+        sock = self.sock
+        recv = sock.recv_multipart
+        events = sock.getsockopt
+        copy = self._copy
+        on_message = self._on_message
+        try:
+            # ZMQ_EVENTS is cheaper than letting a non-blocking recv raise zmq.Again
+            for _ in range(self._batch):
+                if not events(zmq.EVENTS) & zmq.POLLIN:
+                    return
+                frames = recv(zmq.NOBLOCK, copy=copy)
+                try:
+                    on_message(frames)
+                except Exception:
+                    _log.exception("message handler raised; socket keeps serving")
+                if self._closed:
+                    return
+        except zmq.Again:
+            return
+        except zmq.ZMQError as exc:
+            if not self._closed and exc.errno not in (zmq.ENOTSOCK, zmq.ETERM):
+                _log.warning("recv failed", error=str(exc))
+            return
+        self._schedule()  # more may be pending: continue on the next loop iteration
+
+    def send(self, frames: Sequence[Any], *, copy: bool = False) -> None:
+        """Send one multipart message without blocking.
+
+        Raises ``zmq.Again`` when the socket's high-water mark is reached (or, on a ROUTER with
+        ``ROUTER_MANDATORY``, ``zmq.ZMQError`` with ``EHOSTUNREACH`` for an unknown peer).
+        """
+        sock = self.sock
+        if len(frames) == 1:
+            sock.send(frames[0], zmq.NOBLOCK, copy=copy)
+        else:
+            last = len(frames) - 1
+            for i, frame in enumerate(frames):
+                sock.send(frame, zmq.NOBLOCK | zmq.SNDMORE if i < last else zmq.NOBLOCK,
+                          copy=copy)
+        if self._reading and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            self._schedule()
+
+    def close(self, linger: int = 0) -> None:
+        """Unregister from the loop and close the socket (pending output dropped after linger ms)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._reading:
+            with contextlib.suppress(Exception):  # the loop may be closed already
+                self._loop.remove_reader(self._fd)
+        self.sock.close(linger=linger)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+def pub_address_for(address: str) -> str:
+    """Default address of the fan-out (PUB) endpoint that goes with an RPC ``address``.
+
+    tcp: same host, an ephemeral port; ipc/inproc: the same path with ``.pub`` appended.
+    """
+    scheme, _, rest = address.partition("://")
+    if scheme == "tcp":
+        host = rest.rsplit(":", 1)[0]
+        return f"tcp://{host}:*"
+    return f"{address}.pub"
