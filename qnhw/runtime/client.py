@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import zmq
-import zmq.utils.monitor
 
 from qnhw.contract.spec import check_contract_compatible
 from qnhw.errors import (
@@ -48,6 +47,7 @@ from qnhw.protocol.messages import (
     Goodbye,
     Heartbeat,
     Hello,
+    Message,
     Reply,
     Request,
     Welcome,
@@ -58,6 +58,7 @@ from qnhw.protocol.version import FEATURES, PROTOCOL_VERSION, check_compatible
 from qnhw.runtime.auth import CurveClient, apply_client
 from qnhw.runtime.state import ConnectionState, StateCell
 from qnhw.runtime.streams import StreamMode, Subscription
+from qnhw.transport.link import Link, LinkOptions, open_link
 from qnhw.transport.zmq_loop import LoopSocket
 
 _FATAL = (VersionMismatch, ContractMismatch, Unauthorized)
@@ -94,8 +95,7 @@ class Client:
         self._state = StateCell()
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
-        self._sock: LoopSocket | None = None
-        self._monitor: LoopSocket | None = None
+        self._link: Link | None = None
         self._sub: LoopSocket | None = None
         self._sub_address: str | None = None
         self._subs: dict[str, Subscription] = {}
@@ -154,9 +154,9 @@ class Client:
         end every subscription. Idempotent."""
         if self.state is ConnectionState.CLOSED:
             return
-        if self._sock is not None and self.state is ConnectionState.CONNECTED:
-            with contextlib.suppress(zmq.ZMQError, ProtocolError):
-                self._sock.send(encode_message(Goodbye("client closing")))
+        if self._link is not None and self.state is ConnectionState.CONNECTED:
+            with contextlib.suppress(QnhwError):
+                self._send(Goodbye("client closing"))
         self._state.set(ConnectionState.CLOSED)
         self._fail_pending(ConnectionLost("client closed"))
         for task in list(self._tasks):
@@ -185,40 +185,23 @@ class Client:
         return task
 
     def _close_sockets(self) -> None:
-        if self._monitor is not None:
-            with contextlib.suppress(zmq.ZMQError):
-                self._sock.sock.disable_monitor() if self._sock else None
-            self._monitor.close()
-            self._monitor = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        if self._link is not None:
+            self._link.close()
+            self._link = None
         if self._sub is not None:
             self._sub.close()
             self._sub = None
             self._sub_address = None
 
     async def _open(self, timeout: float) -> None:
-        """Create the DEALER socket, send hello and wait for welcome."""
-        sock = self._ctx.socket(zmq.DEALER)
-        sock.linger = 0
-        sock.rcvhwm = 10000
-        sock.sndhwm = 10000
-        sock.maxmsgsize = self.limits.max_message + 65536
-        if self._curve is not None:
-            apply_client(sock, self._curve)
+        """Open the link, send hello and wait for welcome."""
         loop = asyncio.get_running_loop()
         self._handshake = loop.create_future()
-        if not self.address.startswith("inproc://"):
-            mon = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED
-                                          | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-                                          | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
-            self._monitor = LoopSocket(mon, self._on_monitor, loop=loop, copy=True)
-        sock.connect(self.address)
-        self._sock = LoopSocket(sock, self._on_frames, loop=loop, copy=False)
+        self._link = open_link(self.address, self._on_frames, self._on_link_lost,
+                               LinkOptions(self.limits, self._curve, self._ctx))
         contract = self.expected_contract
-        self._sock.send(encode_message(Hello(PROTOCOL_VERSION, list(FEATURES), self.name,
-                                             dict(contract) if contract else None)))
+        self._send(Hello(PROTOCOL_VERSION, list(FEATURES), self.name,
+                         dict(contract) if contract else None))
         try:
             async with asyncio.timeout(timeout):
                 welcome = await self._handshake
@@ -243,14 +226,14 @@ class Client:
     async def _supervise(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat / 2)
-            if self.state is not ConnectionState.CONNECTED or self._sock is None:
+            if self.state is not ConnectionState.CONNECTED or self._link is None:
                 continue
             idle = time.monotonic() - self._last_rx
             if idle > self.dead_after:
                 self._lost(f"no message from the server for {idle:.2f} s")
             elif idle >= self.heartbeat:
-                with contextlib.suppress(zmq.ZMQError):
-                    self._sock.send(encode_message(Heartbeat()))
+                with contextlib.suppress(QnhwError):
+                    self._send(Heartbeat())
 
     def _lost(self, reason: str) -> None:
         """The peer is gone: fail pending calls now, reconnect in the background."""
@@ -294,17 +277,18 @@ class Client:
             if not fut.done():
                 fut.set_exception(type(exc)(exc.message, exc.details))
 
-    def _on_monitor(self, frames: list[Any]) -> None:
-        event = zmq.utils.monitor.parse_monitor_message(frames)["event"]
-        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            err: QnhwError = Unauthorized(f"{self.address} refused this client's key")
-        elif event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-            err = Unauthorized(f"security handshake with {self.address} failed")
-        else:
-            self._lost("peer disconnected")
-            return
+    def _on_link_lost(self, err: QnhwError) -> None:
         if self._handshake is not None and not self._handshake.done():
             self._handshake.set_exception(err)
+        else:
+            self._lost(err.message)
+
+    def _send(self, msg: Message) -> None:
+        """Send one message on the link (raises Busy / ConnectionLost)."""
+        link = self._link
+        if link is None:
+            raise ConnectionLost(f"not connected to {self.address}")
+        link.send(encode_message(msg, oob=link.oob))
 
     # --- incoming -------------------------------------------------------------------------
 
@@ -322,7 +306,7 @@ class Client:
                 fut.set_result(msg.result)  # type: ignore[union-attr]
         elif kind is Event:
             sub = self._subs.get(msg.stream)  # type: ignore[union-attr]
-            if sub is not None and sub.mode is StreamMode.LOSSLESS:
+            if sub is not None:
                 sub._push(msg)  # type: ignore[arg-type]
         elif kind is ErrorReply:
             self._on_error(msg)  # type: ignore[arg-type]
@@ -374,24 +358,24 @@ class Client:
         t = self.timeout if timeout is None else timeout
         if self._state.value is not ConnectionState.CONNECTED:
             await self._await_connected(method, t)
-        sock = self._sock
-        assert sock is not None and self._loop is not None
+        link = self._link
+        assert link is not None and self._loop is not None
         rid = next(self._ids)
-        frames = encode_message(Request(rid, method, params, max(1, int(t * 1e6))))
+        frames = encode_message(Request(rid, method, params, max(1, int(t * 1e6))), oob=link.oob)
         fut: asyncio.Future[Any] = self._loop.create_future()
         self._pending[rid] = fut
         try:
-            sock.send(frames)
-        except zmq.Again:
+            link.send(frames)
+        except QnhwError:
             del self._pending[rid]
-            raise Busy(f"send queue to {self.address} is full") from None
+            raise
         timer = self._loop.call_later(t, _expire, fut, method, t)
         try:
             return await fut
         except asyncio.CancelledError:
-            if self._pending.pop(rid, None) is not None and self._sock is sock:
-                with contextlib.suppress(zmq.ZMQError):
-                    sock.send(encode_message(Cancel(rid)))
+            if self._pending.pop(rid, None) is not None and self._link is link:
+                with contextlib.suppress(QnhwError):
+                    link.send(encode_message(Cancel(rid), oob=link.oob))
             raise
         finally:
             timer.cancel()
@@ -447,8 +431,11 @@ class Client:
             raise
 
     async def _subscribe_remote(self, sub: Subscription) -> None:
-        if sub.mode is StreamMode.LOSSLESS:
-            reply = await self.call("qnhw.subscribe", stream=sub.stream, credit=sub.credit)
+        if sub.mode is StreamMode.LOSSLESS or self.welcome is None or self.welcome.pub is None:
+            # lossless streams, and fan-out on links without a PUB endpoint (serial), come
+            # over the request link itself
+            reply = await self.call("qnhw.subscribe", stream=sub.stream, credit=sub.credit,
+                                    mode=sub.mode.value)
             if sub._last_seq is None and isinstance(reply, dict):
                 seq = reply.get("seq")
                 if isinstance(seq, int) and seq > 0:
@@ -489,17 +476,19 @@ class Client:
         subs = [s for s in self._subs.values() if not s.closed]
         if not subs:
             return
-        if any(s.mode is StreamMode.FANOUT for s in subs):
+        inline = self.welcome is None or self.welcome.pub is None
+        if not inline and any(s.mode is StreamMode.FANOUT for s in subs):
             self._ensure_sub_socket()
         for sub in subs:
             if new_server:
                 sub._restarted(None)
-            if sub.mode is StreamMode.LOSSLESS:
+            if sub.mode is StreamMode.LOSSLESS or inline:
                 self._spawn(self._resubscribe(sub))
 
     async def _resubscribe(self, sub: Subscription) -> None:
         try:
-            await self.call("qnhw.subscribe", stream=sub.stream, credit=sub.credit)
+            await self.call("qnhw.subscribe", stream=sub.stream, credit=sub.credit,
+                            mode=sub.mode.value)
         except QnhwError as exc:
             self._log.warning("resubscribe failed", stream=sub.stream, error=str(exc))
 
@@ -509,16 +498,16 @@ class Client:
         del self._subs[sub.stream]
         if self.state is not ConnectionState.CONNECTED:
             return
-        if sub.mode is StreamMode.LOSSLESS:
+        if sub.mode is StreamMode.LOSSLESS or self._sub is None:
             with contextlib.suppress(QnhwError):
                 await self.call("qnhw.unsubscribe", stream=sub.stream, timeout=1.0)
-        elif self._sub is not None:
+        else:
             self._sub.sock.setsockopt(zmq.UNSUBSCRIBE, sub.stream.encode() + b"\0")
 
     def _grant(self, stream: str, n: int) -> None:
-        if self._sock is not None and self.state is ConnectionState.CONNECTED:
-            with contextlib.suppress(zmq.ZMQError):
-                self._sock.send(encode_message(Credit(stream, n)))
+        if self._link is not None and self.state is ConnectionState.CONNECTED:
+            with contextlib.suppress(QnhwError):
+                self._send(Credit(stream, n))
 
 
 def _expire(fut: asyncio.Future[Any], method: str, timeout: float) -> None:

@@ -74,8 +74,15 @@ class _Entry:
 
 @dataclass
 class _LosslessSub:
+    """A stream subscription carried on the session's own connection.
+
+    Lossless: events wait in ``queue`` until the client grants credit. Fan-out (clients whose
+    link has no PUB socket, e.g. serial bridges): sent when possible, else dropped (a gap).
+    """
+
     stream: str
     credit: int
+    lossless: bool = True
     queue: deque[list[Any]] = field(default_factory=deque)
 
 
@@ -274,7 +281,7 @@ class DeviceServer:
     def _lossless_full(self, stream: str) -> bool:
         for s in self._sessions.values():
             sub = s.subs.get(stream)
-            if sub is not None and len(sub.queue) >= self._lossless_buffer:
+            if sub is not None and sub.lossless and len(sub.queue) >= self._lossless_buffer:
                 return True
         return False
 
@@ -306,6 +313,9 @@ class DeviceServer:
         for s in self._sessions.values():
             sub = s.subs.get(stream)
             if sub is None:
+                continue
+            if not sub.lossless:
+                self._send(s.ident, frames)
                 continue
             if sub.credit > 0 and not sub.queue:
                 if self._send(s.ident, frames):
@@ -490,13 +500,15 @@ class DeviceServer:
         if method == "qnhw.ping":
             return {"time_ps": self.clock(), "domain": self.clock_domain}
         if method == "qnhw.subscribe":
-            stream, credit = p.get("stream"), p.get("credit", 64)
+            stream, credit, mode = p.get("stream"), p.get("credit", 64), p.get("mode", "lossless")
             if not isinstance(stream, str) or stream not in self._streams:
                 raise BadParams(f"no stream named {stream!r}",
                                 {"param": "stream", "streams": sorted(self._streams)})
             if type(credit) is not int or not 1 <= credit <= 1 << 20:
                 raise BadParams("credit must be an int in [1, 1048576]", {"param": "credit"})
-            session.subs[stream] = _LosslessSub(stream, credit)
+            if mode not in ("lossless", "fanout"):
+                raise BadParams("mode must be 'lossless' or 'fanout'", {"param": "mode"})
+            session.subs[stream] = _LosslessSub(stream, credit, mode == "lossless")
             return {"stream": stream, "seq": self._seq[stream]}
         if method == "qnhw.unsubscribe":
             stream = p.get("stream")
