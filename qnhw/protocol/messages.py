@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
+
 from qnhw.errors import MessageTooLarge, ProtocolError
 from qnhw.protocol.codec import Buffer, pack, unpack
 from qnhw.protocol.limits import DEFAULT_LIMITS, Limits
@@ -271,6 +273,29 @@ def from_wire(d: Any) -> Message:
     if k == "credit":
         return Credit(_str(d, "s", "credit", nonempty=True), _int(d, "n", "credit", 1, 1 << 30))
     raise ProtocolError(f"unknown message kind {k!r}")
+
+
+def peek_id(header: Buffer) -> int | None:
+    """The ``id`` of a message that failed to decode, if it can be read cheaply and safely.
+
+    Looks at no more than the first 8 map entries and skips values without building them, so
+    an endpoint can address its error reply to the request that caused it. Never raises.
+    """
+    try:
+        unpacker = msgpack.Unpacker(max_buffer_size=len(header), raw=False, max_str_len=64,
+                                    max_bin_len=0, max_array_len=0, max_map_len=64,
+                                    max_ext_len=0)
+        unpacker.feed(header)
+        entries = unpacker.read_map_header()
+        for _ in range(min(entries, 8)):
+            key = unpacker.unpack()
+            if key == "id":
+                value = unpacker.unpack()
+                return value if type(value) is int and 1 <= value <= MAX_ID else None
+            unpacker.skip()
+    except Exception:
+        return None
+    return None
 
 
 def decode_message(frames: Sequence[Buffer], limits: Limits = DEFAULT_LIMITS) -> Message:

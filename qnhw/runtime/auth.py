@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
+from zmq.utils import z85
 
 from qnhw.log import get_logger
 from qnhw.transport.zmq_loop import LoopSocket
@@ -60,7 +61,7 @@ class ZapHandler:
     """Answers ZAP requests (RFC 27) of one context: CURVE clients on the allow-list pass."""
 
     def __init__(self, ctx: zmq.Context[Any], cfg: CurveServer, device: str) -> None:
-        self._allowed = {zmq.utils.z85.decode(k.encode("ascii")) for k in cfg.allowed_clients}
+        self._allowed = {z85.decode(k.encode("ascii")) for k in cfg.allowed_clients}
         self._log = get_logger("auth", device=device)
         sock = ctx.socket(zmq.ROUTER)
         sock.linger = 0
@@ -76,7 +77,7 @@ class ZapHandler:
         creds = frames[8:]
         ok = mechanism == b"CURVE" and bool(creds) and creds[0] in self._allowed
         if ok:
-            status, text, user = b"200", b"OK", zmq.utils.z85.encode(creds[0])
+            status, text, user = b"200", b"OK", z85.encode(creds[0])
         else:
             status, text, user = b"400", b"client key not allowed", b""
             self._log.warning("rejected client", address=address.decode(errors="replace"),

@@ -30,6 +30,7 @@ from qnhw.errors import (
     ContractMismatch,
     DeadlineExceeded,
     ErrorCode,
+    MessageTooLarge,
     NoSession,
     ProtocolError,
     QnhwError,
@@ -104,6 +105,7 @@ class Client:
         self._tasks: set[asyncio.Task[None]] = set()
         self._reconnecting: asyncio.Task[None] | None = None
         self._fatal: QnhwError | None = None
+        self._closed = False
         self.welcome: Welcome | None = None
         self.reconnects = 0
         self._log = get_logger("client", endpoint=address, client=name or None)
@@ -152,8 +154,9 @@ class Client:
     async def close(self) -> None:
         """Say goodbye, fail pending calls with :class:`ConnectionLost`, close every socket,
         end every subscription. Idempotent."""
-        if self.state is ConnectionState.CLOSED:
+        if self._closed:
             return
+        self._closed = True
         if self._link is not None and self.state is ConnectionState.CONNECTED:
             with contextlib.suppress(QnhwError):
                 self._send(Goodbye("client closing"))
@@ -224,7 +227,7 @@ class Client:
     # --- liveness and reconnect -----------------------------------------------------------
 
     async def _supervise(self) -> None:
-        while True:
+        while self.state is not ConnectionState.CLOSED:
             await asyncio.sleep(self.heartbeat / 2)
             if self.state is not ConnectionState.CONNECTED or self._link is None:
                 continue
@@ -362,6 +365,8 @@ class Client:
         assert link is not None and self._loop is not None
         rid = next(self._ids)
         frames = encode_message(Request(rid, method, params, max(1, int(t * 1e6))), oob=link.oob)
+        if len(frames[0]) > 65536 or len(frames) > 1:
+            self._check_size(method, frames)
         fut: asyncio.Future[Any] = self._loop.create_future()
         self._pending[rid] = fut
         try:
@@ -380,6 +385,15 @@ class Client:
         finally:
             timer.cancel()
             self._pending.pop(rid, None)
+
+    def _check_size(self, method: str, frames: list[Any]) -> None:
+        """Refuse locally what the server would refuse: larger than its advertised limit."""
+        size = sum(len(f) for f in frames)
+        server_max = self.welcome.limits.get("max_message") if self.welcome else None
+        limit = min(self.limits.max_message, server_max or self.limits.max_message)
+        if size > limit:
+            raise MessageTooLarge(f"{method}: request of {size} bytes exceeds the limit of "
+                                  f"{limit} bytes", {"size": size, "limit": limit})
 
     async def _await_connected(self, method: str, timeout: float) -> None:
         if self._state.value in (ConnectionState.CLOSED, ConnectionState.IDLE):

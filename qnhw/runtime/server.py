@@ -51,6 +51,7 @@ from qnhw.protocol.messages import (
     Welcome,
     decode_message,
     encode_message,
+    peek_id,
 )
 from qnhw.protocol.version import FEATURES, PROTOCOL_VERSION, check_compatible
 from qnhw.runtime.auth import CurveServer, ZapHandler, apply_server
@@ -61,8 +62,17 @@ BUILTIN_PREFIX = "qnhw."
 
 
 def host_clock_ps() -> int:
-    """Wall-clock time in integer picoseconds since the Unix epoch (clock domain ``host``)."""
-    return time.time_ns() * 1000
+    """Host monotonic time in integer picoseconds since this process first asked.
+
+    int64 picoseconds span only +-106 days, so no domain can count from the Unix epoch; the
+    ``host`` domain of a server counts from process start, and ``describe`` reports that epoch
+    as Unix nanoseconds (``clock_epoch_unix_ns``) for whoever needs wall time.
+    """
+    return (time.monotonic_ns() - _HOST_EPOCH_MONO_NS) * 1000
+
+
+_HOST_EPOCH_MONO_NS = time.monotonic_ns()
+_HOST_EPOCH_UNIX_NS = time.time_ns()
 
 
 @dataclass
@@ -361,7 +371,7 @@ class DeviceServer:
             msg = decode_message(frames[1:], self.limits)
         except ProtocolError as exc:
             self._log.warning("bad message", peer=ident.hex(), error=str(exc))
-            self._reply_error(ident, None, exc)
+            self._reply_error(ident, peek_id(frames[1]), exc)
             return
         session = self._sessions.get(ident)
         if session is not None:
@@ -426,7 +436,7 @@ class DeviceServer:
             except QnhwError as exc:
                 self._reply_error(session.ident, req.id, exc)
             else:
-                self._send(session.ident, encode_message(Reply(req.id, result)))
+                self._reply(session.ident, req.id, result)
             return
         entry = self._commands.get(req.method)
         if entry is None:
@@ -528,6 +538,7 @@ class DeviceServer:
             "streams": [s.describe() for s in self._streams.values()],
             "capabilities": self.capabilities,
             "clock_domain": self.clock_domain,
+            "clock_epoch_unix_ns": _HOST_EPOCH_UNIX_NS if self.clock is host_clock_ps else None,
         }
 
     # --- housekeeping ---------------------------------------------------------------------
