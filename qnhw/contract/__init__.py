@@ -4,9 +4,11 @@ from qnhw.contract.spec import (
     REQUIRED,
     Command,
     Contract,
+    Field,
     Param,
     StreamSpec,
     check_contract_compatible,
+    check_fields,
 )
 from qnhw.contract.units import convert_unit
 
@@ -14,8 +16,10 @@ __all__ = [
     "REQUIRED",
     "Command",
     "Contract",
+    "Field",
     "Param",
     "StreamSpec",
     "check_contract_compatible",
+    "check_fields",
     "convert_unit",
 ]

@@ -86,6 +86,21 @@ class Event:
 
 
 @dataclass(slots=True)
+class EventBatch:
+    """Server -> client: consecutive events of one stream (``seq``, ``seq + 1``, ...).
+
+    Sent on lossless subscriptions when several events wait for the same consumer, so that a
+    backlog costs one message instead of many. ``ts_ps`` and ``payloads`` have equal length.
+    """
+
+    stream: str
+    seq: int
+    ts_ps: list[int]
+    domain: str
+    payloads: list[Any]
+
+
+@dataclass(slots=True)
 class Heartbeat:
     """Either direction: liveness. The server answers each client heartbeat with one."""
 
@@ -114,8 +129,8 @@ class Credit:
     n: int
 
 
-Message = (Hello | Welcome | Request | Reply | ErrorReply | Event | Heartbeat | Goodbye | Cancel
-           | Credit)
+Message = (Hello | Welcome | Request | Reply | ErrorReply | Event | EventBatch | Heartbeat
+           | Goodbye | Cancel | Credit)
 
 
 def to_wire(msg: Message) -> dict[str, Any]:
@@ -127,6 +142,9 @@ def to_wire(msg: Message) -> dict[str, Any]:
     if isinstance(msg, Event):
         return {"k": "ev", "s": msg.stream, "seq": msg.seq, "ts": msg.ts_ps, "cd": msg.domain,
                 "p": msg.payload}
+    if isinstance(msg, EventBatch):
+        return {"k": "evs", "s": msg.stream, "seq": msg.seq, "ts": msg.ts_ps, "cd": msg.domain,
+                "p": msg.payloads}
     if isinstance(msg, ErrorReply):
         return {"k": "err", "id": msg.id, "code": msg.code, "msg": msg.message,
                 "det": msg.details}
@@ -243,6 +261,17 @@ def from_wire(d: Any) -> Message:
         return Event(_str(d, "s", "ev", nonempty=True), _int(d, "seq", "ev"),
                      _int(d, "ts", "ev", -(2**63), 2**63 - 1), _str(d, "cd", "ev", nonempty=True),
                      _get(d, "p", "ev"))
+    if k == "evs":
+        ts, payloads = _get(d, "ts", "evs"), _get(d, "p", "evs")
+        if (type(ts) is not list or type(payloads) is not list or not ts
+                or len(ts) != len(payloads)):
+            raise ProtocolError("evs.ts and evs.p must be non-empty lists of equal length")
+        for t in ts:
+            if type(t) is not int or not -(2**63) <= t < 2**63:
+                raise ProtocolError("evs.ts must hold int64 picoseconds")
+        return EventBatch(_str(d, "s", "evs", nonempty=True),
+                          _int(d, "seq", "evs", 0, 2**63 - 1), ts,
+                          _str(d, "cd", "evs", nonempty=True), payloads)
     if k == "err":
         rid = d.get("id")
         if rid is not None and (type(rid) is not int or not 1 <= rid <= MAX_ID):

@@ -8,7 +8,8 @@ from qnhw.errors import VersionMismatch
 PROTOCOL_VERSION: tuple[int, int] = (1, 0)
 
 #: Features this implementation offers; a peer uses an optional feature only if both list it.
-FEATURES: tuple[str, ...] = ("oob-arrays", "lossless-streams", "cancel", "heartbeat", "describe")
+FEATURES: tuple[str, ...] = ("oob-arrays", "lossless-streams", "cancel", "heartbeat", "describe",
+                             "event-batch")
 
 
 def check_compatible(peer: tuple[int, int]) -> None:

@@ -45,6 +45,7 @@ from qnhw.protocol.messages import (
     Credit,
     ErrorReply,
     Event,
+    EventBatch,
     Goodbye,
     Heartbeat,
     Hello,
@@ -102,6 +103,7 @@ class Client:
         self._subs: dict[str, Subscription] = {}
         self._handshake: asyncio.Future[Welcome] | None = None
         self._last_rx = 0.0
+        self._last_tx = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._reconnecting: asyncio.Task[None] | None = None
         self._fatal: QnhwError | None = None
@@ -168,8 +170,7 @@ class Client:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         for sub in list(self._subs.values()):
-            sub._closed = True
-            sub._wake()
+            sub._terminate()
         self._subs.clear()
         self._close_sockets()
 
@@ -231,10 +232,13 @@ class Client:
             await asyncio.sleep(self.heartbeat / 2)
             if self.state is not ConnectionState.CONNECTED or self._link is None:
                 continue
-            idle = time.monotonic() - self._last_rx
+            now = time.monotonic()
+            idle = now - self._last_rx
             if idle > self.dead_after:
                 self._lost(f"no message from the server for {idle:.2f} s")
-            elif idle >= self.heartbeat:
+            elif idle >= self.heartbeat or now - self._last_tx >= self.heartbeat:
+                # heartbeat when the server is silent (is it alive?) and when we are (so the
+                # server keeps our session while we only receive)
                 with contextlib.suppress(QnhwError):
                     self._send(Heartbeat())
 
@@ -248,8 +252,7 @@ class Client:
         if not self.reconnect:
             self._state.set(ConnectionState.CLOSED)
             for sub in self._subs.values():
-                sub._closed = True
-                sub._wake()
+                sub._terminate()
             return
         self._state.set(ConnectionState.RECONNECTING)
         self._reconnecting = self._spawn(self._reconnect_loop())
@@ -292,6 +295,7 @@ class Client:
         if link is None:
             raise ConnectionLost(f"not connected to {self.address}")
         link.send(encode_message(msg, oob=link.oob))
+        self._last_tx = time.monotonic()
 
     # --- incoming -------------------------------------------------------------------------
 
@@ -307,6 +311,10 @@ class Client:
             fut = self._pending.pop(msg.id, None)  # type: ignore[union-attr]
             if fut is not None and not fut.done():
                 fut.set_result(msg.result)  # type: ignore[union-attr]
+        elif kind is EventBatch:
+            sub = self._subs.get(msg.stream)  # type: ignore[union-attr]
+            if sub is not None:
+                sub._push_batch(msg)  # type: ignore[arg-type]
         elif kind is Event:
             sub = self._subs.get(msg.stream)  # type: ignore[union-attr]
             if sub is not None:
@@ -374,6 +382,7 @@ class Client:
         except QnhwError:
             del self._pending[rid]
             raise
+        self._last_tx = time.monotonic()
         timer = self._loop.call_later(t, _expire, fut, method, t)
         try:
             return await fut
@@ -421,7 +430,7 @@ class Client:
     # --- streams --------------------------------------------------------------------------
 
     def subscribe(self, stream: str, *, mode: StreamMode | str = StreamMode.FANOUT,
-                  maxsize: int = 4096, credit: int = 64) -> Subscription:
+                  maxsize: int = 4096, credit: int = 256) -> Subscription:
         """A :class:`Subscription` to ``stream`` (opened on ``async with`` or first iteration).
 
         ``mode``: "fanout" (PUB/SUB; losses reported as gaps) or "lossless" (credit-based flow
@@ -441,7 +450,7 @@ class Client:
             await self._subscribe_remote(sub)
         except BaseException:
             self._subs.pop(sub.stream, None)
-            sub._closed = True
+            sub._terminate()
             raise
 
     async def _subscribe_remote(self, sub: Subscription) -> None:

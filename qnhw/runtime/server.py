@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import zmq
 
 from qnhw.contract.spec import Command, Contract, Param, StreamSpec
@@ -42,6 +43,7 @@ from qnhw.protocol.messages import (
     Credit,
     ErrorReply,
     Event,
+    EventBatch,
     Goodbye,
     Heartbeat,
     Hello,
@@ -59,6 +61,20 @@ from qnhw.transport.zmq_loop import LoopSocket, pub_address_for
 
 Handler = Callable[..., Any]
 BUILTIN_PREFIX = "qnhw."
+MAX_BATCH = 256  # events per EventBatch message
+BATCH_BYTES = 4 * 1024 * 1024  # approximate payload bytes per EventBatch message
+WINDOW_BYTES = 32 * 1024 * 1024  # approximate unacknowledged bytes per lossless subscriber
+
+
+def _approx_size(payload: Any) -> int:
+    """Cheap size estimate of an event payload, in bytes, for batching."""
+    if isinstance(payload, np.ndarray):
+        return payload.nbytes
+    if isinstance(payload, dict):
+        return 64 + sum(v.nbytes if isinstance(v, np.ndarray) else 16 for v in payload.values())
+    if isinstance(payload, bytes | str):
+        return len(payload)
+    return 64
 
 
 def host_clock_ps() -> int:
@@ -93,7 +109,15 @@ class _LosslessSub:
     stream: str
     credit: int
     lossless: bool = True
-    queue: deque[list[Any]] = field(default_factory=deque)
+    queue: deque[tuple[int, int, Any]] = field(default_factory=deque)  # (seq, ts_ps, payload)
+    inflight: deque[int] = field(default_factory=deque)  # approx. bytes of each unacked event
+    inflight_bytes: int = 0
+
+    def acked(self, n: int) -> None:
+        """The consumer returned ``n`` credits: its oldest ``n`` events are consumed."""
+        self.credit += n
+        for _ in range(min(n, len(self.inflight))):
+            self.inflight_bytes -= self.inflight.popleft()
 
 
 @dataclass
@@ -101,6 +125,7 @@ class _Session:
     ident: bytes
     client: str
     last_seen: float
+    batches: bool = False  # the client announced the "event-batch" feature
     tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     subs: dict[str, _LosslessSub] = field(default_factory=dict)
 
@@ -280,14 +305,6 @@ class DeviceServer:
 
     # --- streams --------------------------------------------------------------------------
 
-    def _event_frames(self, stream: str, payload: Any, ts_ps: int | None) -> list[Any]:
-        if stream not in self._streams:
-            raise UnknownCommand(f"no stream named {stream!r}")
-        seq = self._seq[stream]
-        self._seq[stream] = seq + 1
-        ts = self.clock() if ts_ps is None else ts_ps
-        return encode_message(Event(stream, seq, ts, self.clock_domain, payload))
-
     def _lossless_full(self, stream: str) -> bool:
         for s in self._sessions.values():
             sub = s.subs.get(stream)
@@ -299,13 +316,36 @@ class DeviceServer:
         """Publish one event now; returns its sequence number.
 
         Fan-out subscribers that are too slow lose events (they see the gap). Raises
-        :class:`Busy` (nothing published) when a lossless subscriber's buffer is full.
+        :class:`Busy` (nothing published) when a lossless subscriber's buffer is full, and
+        :class:`UnknownCommand` for an undeclared stream.
         """
+        seq = self._seq.get(stream)
+        if seq is None:
+            raise UnknownCommand(f"no stream named {stream!r}")
         if self._lossless_full(stream):
             raise Busy(f"lossless subscriber of {stream!r} is full")
-        frames = self._event_frames(stream, payload, ts_ps)
-        self._deliver(stream, frames)
-        return self._seq[stream] - 1
+        self._seq[stream] = seq + 1
+        ts = self.clock() if ts_ps is None else ts_ps
+        frames: list[Any] | None = None
+        if self._pub is not None:
+            frames = encode_message(Event(stream, seq, ts, self.clock_domain, payload))
+            try:
+                self._pub.send([stream.encode() + b"\0", *frames])
+            except zmq.Again:
+                pass  # PUB never blocks; subscribers see the gap
+        for session in self._sessions.values():
+            sub = session.subs.get(stream)
+            if sub is None:
+                continue
+            if not sub.lossless:
+                if frames is None:
+                    frames = encode_message(Event(stream, seq, ts, self.clock_domain, payload))
+                self._send(session.ident, frames)
+            else:
+                sub.queue.append((seq, ts, payload))
+                if sub.credit > 0:
+                    self._flush(session, sub)
+        return seq
 
     async def publish(self, stream: str, payload: Any, ts_ps: int | None = None) -> int:
         """Publish one event, waiting while a lossless subscriber's buffer is full."""
@@ -314,31 +354,39 @@ class DeviceServer:
             await self._space.wait()
         return self.publish_nowait(stream, payload, ts_ps)
 
-    def _deliver(self, stream: str, frames: list[Any]) -> None:
-        if self._pub is not None:
-            try:
-                self._pub.send([stream.encode() + b"\0", *frames])
-            except zmq.Again:
-                pass  # PUB never blocks; subscribers see the gap
-        for s in self._sessions.values():
-            sub = s.subs.get(stream)
-            if sub is None:
-                continue
-            if not sub.lossless:
-                self._send(s.ident, frames)
-                continue
-            if sub.credit > 0 and not sub.queue:
-                if self._send(s.ident, frames):
-                    sub.credit -= 1
-                    continue
-            sub.queue.append(frames)
-
     def _flush(self, session: _Session, sub: _LosslessSub) -> None:
-        while sub.credit > 0 and sub.queue:
-            if not self._send(session.ident, sub.queue[0]):
+        """Send queued events as far as credit allows; a backlog goes as event batches."""
+        queue = sub.queue
+        while sub.credit > 0 and queue and sub.inflight_bytes < WINDOW_BYTES:
+            n = min(sub.credit, len(queue), MAX_BATCH if session.batches else 1)
+            sizes = [_approx_size(queue[0][2])]
+            budget = BATCH_BYTES - sizes[0]
+            while len(sizes) < n and budget > 0:
+                sizes.append(_approx_size(queue[len(sizes)][2]))
+                budget -= sizes[-1]
+            n = len(sizes)
+            if n == 1:
+                seq, ts, payload = queue[0]
+                msg: Event | EventBatch = Event(sub.stream, seq, ts, self.clock_domain, payload)
+            else:
+                items = [queue[i] for i in range(n)]
+                msg = EventBatch(sub.stream, items[0][0], [it[1] for it in items],
+                                 self.clock_domain, [it[2] for it in items])
+            try:
+                frames = encode_message(msg)
+            except ProtocolError as exc:
+                self._log.error("event cannot be encoded; dropped", stream=sub.stream,
+                                error=str(exc))
+                for _ in range(n):
+                    queue.popleft()
+                continue
+            if not self._send(session.ident, frames):
                 break
-            sub.queue.popleft()
-            sub.credit -= 1
+            for _ in range(n):
+                queue.popleft()
+            sub.credit -= n
+            sub.inflight.extend(sizes)
+            sub.inflight_bytes += sum(sizes)
         self._space.set()
 
     # --- incoming -------------------------------------------------------------------------
@@ -391,7 +439,7 @@ class DeviceServer:
         elif type(msg) is Credit:
             sub = session.subs.get(msg.stream) if session is not None else None
             if session is not None and sub is not None:
-                sub.credit += msg.n
+                sub.acked(msg.n)
                 self._flush(session, sub)
         elif type(msg) is Cancel:
             task = session.tasks.get(msg.id) if session is not None else None
@@ -412,7 +460,8 @@ class DeviceServer:
             return
         if ident in self._sessions:
             self._drop_session(ident)
-        self._sessions[ident] = _Session(ident, msg.client, time.monotonic())
+        self._sessions[ident] = _Session(ident, msg.client, time.monotonic(),
+                                         "event-batch" in msg.features)
         self._log.info("session opened", peer=ident.hex(), client=msg.client)
         self._send(ident, encode_message(Welcome(
             PROTOCOL_VERSION, list(FEATURES), self.name, self.epoch, self.heartbeat,
@@ -450,7 +499,7 @@ class DeviceServer:
             return
         if entry.is_async:
             task = asyncio.get_running_loop().create_task(
-                self._run_async(session, req, entry.handler(**params)))
+                self._run_async(session, req, entry.handler, params))
             session.tasks[req.id] = task
             return
         try:
@@ -477,14 +526,14 @@ class DeviceServer:
                         error=f"{type(exc).__name__}: {exc}", exc_info=exc)
         return InternalError(f"{req.method} failed: {type(exc).__name__}: {exc}")
 
-    async def _run_async(self, session: _Session, req: Request,
-                         coro: Awaitable[Any]) -> None:
+    async def _run_async(self, session: _Session, req: Request, handler: Handler,
+                         params: dict[str, Any]) -> None:
         try:
             if req.deadline_us is not None:
                 async with asyncio.timeout(req.deadline_us / 1e6):
-                    result = await coro
+                    result = await handler(**params)
             else:
-                result = await coro
+                result = await handler(**params)
         except TimeoutError:
             self._reply_error(session.ident, req.id, DeadlineExceeded(
                 f"{req.method} did not finish within {req.deadline_us / 1e6:g} s"

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from qnhw.protocol.messages import Event
+from qnhw.protocol.messages import Event, EventBatch
 from qnhw.protocol.types import Timestamp
 
 if TYPE_CHECKING:
     from qnhw.runtime.client import Client
+
+
+#: Seconds a caught-up lossless consumer waits before returning less than half its credit.
+ACK_DELAY = 0.001
 
 
 class StreamMode(enum.Enum):
@@ -22,12 +25,12 @@ class StreamMode(enum.Enum):
     LOSSLESS = "lossless"  # over the request connection with credit: nothing lost, ever
 
 
-@dataclass(frozen=True, slots=True)
-class StreamEvent:
-    """One event as the consumer sees it.
+class StreamEvent(NamedTuple):
+    """One event as the consumer sees it (immutable).
 
-    ``gap``: events missing right before this one (0 when none). ``reset``: the sequence
-    restarted (the server restarted); events between may be lost.
+    ``ts_ps``: integer picoseconds in clock domain ``domain``. ``gap``: events missing right
+    before this one (0 when none). ``reset``: the sequence restarted (the server restarted);
+    events between may be lost.
     """
 
     stream: str
@@ -63,11 +66,12 @@ class Subscription:
         self.missed = 0  # events known lost (sum of gaps)
         self.dropped_local = 0  # fan-out events dropped because the consumer was slow
         self.resets = 0
-        self._queue: deque[Event] = deque()
+        self._queue: deque[tuple[int, int, str, Any]] = deque()  # seq, ts_ps, domain, payload
         self._waiter: asyncio.Future[None] | None = None
         self._last_seq: int | None = None
         self._expect_reset = False
         self._consumed = 0
+        self._ack_timer: asyncio.TimerHandle | None = None
         self._opened = False
         self._closed = False
 
@@ -86,6 +90,9 @@ class Subscription:
         if self._closed:
             return
         self._closed = True
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
         self._wake()
         await self.client._detach(self)
 
@@ -117,26 +124,47 @@ class Subscription:
         return self._take() if self._queue else None
 
     def _take(self) -> StreamEvent:
-        ev = self._queue.popleft()
+        seq, ts, domain, payload = self._queue.popleft()
         gap, reset = 0, False
-        if self._last_seq is not None:
-            if ev.seq > self._last_seq + 1:
-                gap = ev.seq - self._last_seq - 1
-            elif ev.seq <= self._last_seq:
+        last = self._last_seq
+        if last is not None:
+            if seq > last + 1:
+                gap = seq - last - 1
+            elif seq <= last:
                 reset = True
         if self._expect_reset:
             reset, self._expect_reset = True, False
         if reset:
             self.resets += 1
-        self._last_seq = ev.seq
+        self._last_seq = seq
         self.missed += gap
         self.received += 1
         if self.mode is StreamMode.LOSSLESS:
             self._consumed += 1
             if self._consumed >= max(1, self.credit // 2):
-                self.client._grant(self.stream, self._consumed)
-                self._consumed = 0
-        return StreamEvent(ev.stream, ev.seq, ev.ts_ps, ev.domain, ev.payload, gap, reset)
+                self._return_credit()
+            elif not self._queue and self._ack_timer is None:
+                # the consumer caught up: the server may have stopped early at its byte
+                # window, so ack soon even below half the credit (coalesced over 1 ms)
+                self._ack_timer = asyncio.get_running_loop().call_later(
+                    ACK_DELAY, self._return_credit)
+        return StreamEvent(self.stream, seq, ts, domain, payload, gap, reset)
+
+    def _terminate(self) -> None:
+        """End iteration without telling the server (the connection is gone or closing)."""
+        self._closed = True
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        self._wake()
+
+    def _return_credit(self) -> None:
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        if self._consumed and not self._closed:
+            self.client._grant(self.stream, self._consumed)
+            self._consumed = 0
 
     def _push(self, ev: Event) -> None:
         if self._closed:
@@ -144,8 +172,23 @@ class Subscription:
         if self.mode is StreamMode.FANOUT and len(self._queue) >= self.maxsize:
             self._queue.popleft()
             self.dropped_local += 1
-        self._queue.append(ev)
-        self._wake()
+        self._queue.append((ev.seq, ev.ts_ps, ev.domain, ev.payload))
+        if self._waiter is not None:
+            self._wake()
+
+    def _push_batch(self, batch: EventBatch) -> None:
+        if self._closed:
+            return
+        seq, domain = batch.seq, batch.domain
+        self._queue.extend((seq + i, ts, domain, p)
+                           for i, (ts, p) in enumerate(zip(batch.ts_ps, batch.payloads,
+                                                           strict=True)))
+        if self.mode is StreamMode.FANOUT:
+            while len(self._queue) > self.maxsize:
+                self._queue.popleft()
+                self.dropped_local += 1
+        if self._waiter is not None:
+            self._wake()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():

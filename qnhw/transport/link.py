@@ -57,7 +57,7 @@ def open_link(address: str, on_frames: OnFrames, on_lost: OnLost,
 
     Must be called on the event loop thread. Raises :class:`BadParams` for an unknown scheme.
     """
-    scheme = address.partition("://")[0] if "://" in address else address.partition(":")[0]
+    scheme = address.partition(":")[0]  # "serial:loop://" is a serial address
     if scheme not in _FACTORIES:
         _load_builtin(scheme)
     try:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qnhw.errors import BadParams, Busy
-from qnhw.runtime import Client, StreamMode
+from qnhw.runtime import Client, ConnectionState, StreamMode
 
 from .helpers import make_server
 
@@ -138,3 +138,44 @@ async def test_subscription_ends_when_client_closes() -> None:
         await asyncio.sleep(0.05)
         await client.close()
         assert await asyncio.wait_for(consumer, 2) is None
+
+
+async def test_receive_only_client_keeps_its_session() -> None:
+    """A client that only consumes a stream still heartbeats, so its session never expires."""
+    async with make_server(heartbeat=0.05, session_timeout=0.25) as srv, \
+            Client(srv.address) as client:
+        async with client.subscribe("counts", mode="fanout") as sub:
+            for i in range(100):  # 1 s of steady events, 4 session timeouts
+                srv.publish_nowait("counts", i)
+                await asyncio.sleep(0.01)
+            assert srv.sessions == 1
+            assert sub.received + len(sub._queue) > 0
+
+
+async def test_stream_resumes_after_server_restart_with_reset_flag() -> None:
+    srv = make_server("tcp://127.0.0.1:0")
+    await srv.start()
+    address = srv.address
+    client = Client(address, heartbeat=0.1)
+    await client.connect()
+    try:
+        sub = client.subscribe("counts", mode="lossless")
+        await sub.open()
+        for i in range(5):
+            await srv.publish("counts", i)
+        got = [(await anext(sub)).payload for _ in range(5)]
+        assert got == list(range(5))
+        await srv.stop()
+        srv = make_server(address)
+        await srv.start()
+        await client.wait_for_state(ConnectionState.CONNECTED, timeout=10)
+        for _ in range(200):  # the client re-subscribes on its own
+            if srv._sessions and any(s.subs for s in srv._sessions.values()):
+                break
+            await asyncio.sleep(0.01)
+        await srv.publish("counts", 100)
+        ev = await asyncio.wait_for(anext(sub), 5)
+        assert ev.payload == 100 and ev.reset
+    finally:
+        await client.close()
+        await srv.stop()
