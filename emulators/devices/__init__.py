@@ -1,0 +1,1 @@
+"""Emulated devices: one per device contract, a DeviceServer handler on the physics core."""
