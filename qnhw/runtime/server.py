@@ -15,7 +15,7 @@ import inspect
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +47,6 @@ from qnhw.protocol.messages import (
     Goodbye,
     Heartbeat,
     Hello,
-    Message,
     Reply,
     Request,
     Welcome,
@@ -329,10 +328,8 @@ class DeviceServer:
         frames: list[Any] | None = None
         if self._pub is not None:
             frames = encode_message(Event(stream, seq, ts, self.clock_domain, payload))
-            try:
+            with contextlib.suppress(zmq.Again):  # PUB drops rather than block: a gap
                 self._pub.send([stream.encode() + b"\0", *frames])
-            except zmq.Again:
-                pass  # PUB never blocks; subscribers see the gap
         for session in self._sessions.values():
             sub = session.subs.get(stream)
             if sub is None:
@@ -569,6 +566,13 @@ class DeviceServer:
                 raise BadParams("mode must be 'lossless' or 'fanout'", {"param": "mode"})
             session.subs[stream] = _LosslessSub(stream, credit, mode == "lossless")
             return {"stream": stream, "seq": self._seq[stream]}
+        if method == "qnhw.stream":
+            stream = p.get("stream")
+            if not isinstance(stream, str) or stream not in self._streams:
+                raise BadParams(f"no stream named {stream!r}",
+                                {"param": "stream", "streams": sorted(self._streams)})
+            return {"stream": stream, "seq": self._seq[stream],
+                    "clock_domain": self.clock_domain}
         if method == "qnhw.unsubscribe":
             stream = p.get("stream")
             if isinstance(stream, str) and session.subs.pop(stream, None) is not None:
@@ -606,7 +610,8 @@ def _bind(sock: zmq.Socket[Any], address: str) -> str:
     if address.startswith("tcp://") and address.endswith((":0", ":*")):
         address = address.rsplit(":", 1)[0] + ":*"
     sock.bind(address)
-    endpoint: bytes = sock.getsockopt(zmq.LAST_ENDPOINT)
+    endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
+    assert isinstance(endpoint, bytes)
     return endpoint.decode()
 
 

@@ -8,6 +8,7 @@ modules with :func:`register_link`. The client code above does not know which it
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -70,9 +71,7 @@ def open_link(address: str, on_frames: OnFrames, on_lost: OnLost,
 
 def _load_builtin(scheme: str) -> None:
     if scheme in ("tcp", "ipc", "inproc"):
-        import qnhw.transport.zmq_link  # noqa: F401  (registers itself)
+        import qnhw.transport.zmq_link
     elif scheme == "serial":
-        try:
+        with contextlib.suppress(ImportError):
             import qnhw.transport.serial_link  # noqa: F401  (registers itself)
-        except ImportError:
-            pass

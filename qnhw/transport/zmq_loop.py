@@ -43,7 +43,9 @@ class LoopSocket:
         self._loop = loop or asyncio.get_running_loop()
         self._copy = copy
         self._batch = batch
-        self._fd: int = sock.getsockopt(zmq.FD)
+        fd = sock.getsockopt(zmq.FD)
+        assert isinstance(fd, int)
+        self._fd = fd
         self._closed = False
         self._scheduled = False
         if self._reading:
@@ -64,7 +66,7 @@ class LoopSocket:
             return
         sock = self.sock
         recv = sock.recv
-        events = sock.getsockopt
+        events: Callable[[int], Any] = sock.getsockopt
         copy = self._copy
         on_message = self._on_message
         try:
@@ -74,7 +76,7 @@ class LoopSocket:
                 if not events(zmq.EVENTS) & zmq.POLLIN:
                     return
                 frame = recv(zmq.NOBLOCK, copy=False)
-                frames = [frame]
+                frames: list[Any] = [frame]
                 while frame.more:
                     frame = recv(zmq.NOBLOCK, copy=False)
                     frames.append(frame)
@@ -108,11 +110,14 @@ class LoopSocket:
             for i, frame in enumerate(frames):
                 sock.send(frame, zmq.NOBLOCK | zmq.SNDMORE if i < last else zmq.NOBLOCK,
                           copy=copy)
-        if self._reading and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            self._schedule()
+        if self._reading:
+            events: Any = sock.getsockopt(zmq.EVENTS)
+            if events & zmq.POLLIN:
+                self._schedule()
 
     def close(self, linger: int = 0) -> None:
-        """Unregister from the loop and close the socket (pending output dropped after linger ms)."""
+        """Unregister from the loop and close the socket; pending output is kept for at most
+        ``linger`` ms."""
         if self._closed:
             return
         self._closed = True

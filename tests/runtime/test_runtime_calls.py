@@ -20,9 +20,10 @@ from qnhw.runtime import Client, ConnectionState
 from .helpers import make_server
 
 
-@pytest.mark.parametrize("address", ["tcp://127.0.0.1:0", "inproc://calls-test",
-                                     "ipc:///tmp/qnhw-test-calls.sock"])
-async def test_call_round_trip_on_every_transport(address: str) -> None:
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:0", "inproc://calls-test", "ipc"])
+async def test_call_round_trip_on_every_transport(address: str, tmp_path: object) -> None:
+    if address == "ipc":
+        address = f"ipc://{tmp_path}/dev.sock"
     async with make_server(address) as srv, Client(srv.address) as client:
         assert client.state is ConnectionState.CONNECTED
         assert await client.call("echo", x=1.25) == 1.25

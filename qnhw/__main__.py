@@ -1,0 +1,5 @@
+import sys
+
+from qnhw.cli import main
+
+sys.exit(main())
