@@ -48,6 +48,7 @@ class LoopSocket:
         self._fd = fd
         self._closed = False
         self._scheduled = False
+        self._draining = False
         if self._reading:
             self._loop.add_reader(self._fd, self._readable)
             self._schedule()
@@ -69,6 +70,7 @@ class LoopSocket:
         events: Callable[[int], Any] = sock.getsockopt
         copy = self._copy
         on_message = self._on_message
+        self._draining = True
         try:
             # ZMQ_EVENTS is cheaper than letting a non-blocking recv raise zmq.Again, and
             # Frame.more is cheaper than asking ZMQ_RCVMORE (what recv_multipart does)
@@ -94,6 +96,8 @@ class LoopSocket:
             if not self._closed and exc.errno not in (zmq.ENOTSOCK, zmq.ETERM):
                 _log.warning("recv failed", error=str(exc))
             return
+        finally:
+            self._draining = False
         self._schedule()  # more may be pending: continue on the next loop iteration
 
     def send(self, frames: Sequence[Any], *, copy: bool = False) -> None:
@@ -110,7 +114,7 @@ class LoopSocket:
             for i, frame in enumerate(frames):
                 sock.send(frame, zmq.NOBLOCK | zmq.SNDMORE if i < last else zmq.NOBLOCK,
                           copy=copy)
-        if self._reading:
+        if self._reading and not self._draining:  # a running drain re-checks EVENTS itself
             events: Any = sock.getsockopt(zmq.EVENTS)
             if events & zmq.POLLIN:
                 self._schedule()
