@@ -25,6 +25,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/rpc_latency.py
 	$(BIN)/python benchmarks/stream_throughput.py
+	$(BIN)/python benchmarks/physics_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
