@@ -61,6 +61,7 @@ from qnhw.transport.zmq_loop import LoopSocket, pub_address_for
 Handler = Callable[..., Any]
 BUILTIN_PREFIX = "qnhw."
 MAX_BATCH = 256  # events per EventBatch message
+MAX_ERROR_TEXT = 4096  # characters of an error message that travel
 BATCH_BYTES = 4 * 1024 * 1024  # approximate payload bytes per EventBatch message
 WINDOW_BYTES = 32 * 1024 * 1024  # approximate unacknowledged bytes per lossless subscriber
 
@@ -406,7 +407,7 @@ class DeviceServer:
         if self._router is None:
             return
         self._send(ident, encode_message(
-            ErrorReply(rid, int(err.code), err.message, _plain(err.details))))
+            ErrorReply(rid, int(err.code), err.message[:MAX_ERROR_TEXT], _plain(err.details))))
 
     def _on_router(self, frames: list[Any]) -> None:
         ident = frames[0]
@@ -516,6 +517,14 @@ class DeviceServer:
             self._log.error("handler result cannot be encoded", request=rid, error=str(exc))
             frames = encode_message(ErrorReply(rid, int(ErrorCode.INTERNAL),
                                                f"result cannot be encoded: {exc.message}", {}))
+        else:
+            size = sum(len(f) for f in frames) if len(frames) > 1 or len(frames[0]) > 65536 \
+                else 0
+            if size > self.limits.max_message:
+                self._log.error("reply too large", request=rid, size=size)
+                frames = encode_message(ErrorReply(
+                    rid, int(ErrorCode.TOO_LARGE), f"reply of {size} bytes exceeds the limit of "
+                    f"{self.limits.max_message} bytes", {"size": size}))
         self._send(ident, frames)
 
     def _internal(self, req: Request, exc: BaseException) -> InternalError:

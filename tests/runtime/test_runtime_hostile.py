@@ -198,3 +198,20 @@ def test_servers_bind_loopback_by_default() -> None:
     from qnhw.runtime import DeviceServer
 
     assert DeviceServer.__init__.__defaults__[0] == "tcp://127.0.0.1:0"  # type: ignore[index]
+
+
+async def test_oversized_reply_becomes_too_large_error() -> None:
+    import numpy as np
+
+    limits = Limits(max_message=64 * 1024)
+    async with make_server(limits=limits) as srv:
+        srv.command("big")(lambda: np.zeros(100_000, dtype=np.int64))
+        srv.command("huge_error")(lambda: (_ for _ in ()).throw(RuntimeError("x" * 100_000)))
+        async with Client(srv.address) as client:
+            with pytest.raises(MessageTooLarge):
+                await client.call("big")
+            with pytest.raises(Exception) as info:
+                await client.call("huge_error")
+            assert info.value.code == ErrorCode.INTERNAL  # type: ignore[attr-defined]
+            assert len(str(info.value)) < 5000
+            assert await client.call("square", n=3) == 9
