@@ -3,6 +3,8 @@
 (a) synchronous pyzmq DEALER -> ROUTER echo server + msgpack      (the floor)
 (b) zmq.asyncio DEALER -> the same ROUTER echo server + msgpack   (the naive async driver)
 (c) qnhw Client.call -> DeviceServer no-op command                 (what users get)
+(d) minimal asyncio client on the socket FD (add_reader, drain with ZMQ_EVENTS) -> (a)'s server:
+    the floor of the integration qnhw chose, without any protocol work
 
 Servers run in separate processes; loopback tcp. Each round runs every variant at 1 call in
 flight (latency per call) and at 8 in flight (throughput), so machine noise hits all alike.
@@ -133,6 +135,57 @@ async def run_asyncio_zmq(address: str, n: int, window: int) -> tuple[list[float
     return lat, n / elapsed
 
 
+async def run_fd_reader(address: str, n: int, window: int) -> tuple[list[float], float]:
+    """The design option qnhw uses, stripped to the bone: one future per call, resolved from
+    an ``add_reader`` callback that drains the socket while ZMQ_EVENTS shows POLLIN."""
+    loop = asyncio.get_running_loop()
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(address)
+    pack, unpack = msgpack.packb, msgpack.unpackb
+    pending: dict[int, asyncio.Future[Any]] = {}
+
+    def drain() -> None:
+        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            rep = unpack(sock.recv(zmq.NOBLOCK))
+            fut = pending.pop(rep["id"], None)
+            if fut is not None:
+                fut.set_result(rep["r"])
+
+    loop.add_reader(sock.getsockopt(zmq.FD), drain)
+
+    async def call(rid: int) -> None:
+        fut = loop.create_future()
+        pending[rid] = fut
+        sock.send(pack({**REQUEST, "id": rid}), zmq.NOBLOCK)
+        if sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            loop.call_soon(drain)
+        await fut
+
+    for i in range(200):
+        await call(i + 1)
+    lat: list[float] = []
+    t0 = time.perf_counter()
+    if window == 1:
+        for i in range(n):
+            t = time.perf_counter()
+            await call(1000 + i)
+            lat.append((time.perf_counter() - t) * 1e6)
+    else:
+        counter = iter(range(1000, 1000 + n))
+
+        async def worker() -> None:
+            for rid in counter:
+                await call(rid)
+
+        await asyncio.gather(*(worker() for _ in range(window)))
+    elapsed = time.perf_counter() - t0
+    loop.remove_reader(sock.getsockopt(zmq.FD))
+    sock.close()
+    return lat, n / elapsed
+
+
 async def run_qnhw(address: str, n: int, window: int) -> tuple[list[float], float]:
     from qnhw.runtime import Client
 
@@ -165,19 +218,22 @@ def main() -> None:
     args = ap.parse_args()
     bare, bare_addr = start_process(bare_server)
     qsrv, q_addr = start_process(qnhw_server)
-    lat: dict[str, list[float]] = {"a": [], "b": [], "c": []}
-    thr: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    lat: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": []}
+    thr: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": []}
     try:
         for _ in range(args.rounds):
             for window in (1, 8):
-                for key in ("a", "b", "c"):
+                for key in ("a", "b", "c", "d"):
                     if key == "a":
                         samples, rate = run_sync(bare_addr, args.calls, window)
                     elif key == "b":
                         samples, rate = asyncio.run(run_asyncio_zmq(bare_addr, args.calls,
                                                                     window))
-                    else:
+                    elif key == "c":
                         samples, rate = asyncio.run(run_qnhw(q_addr, args.calls, window))
+                    else:
+                        samples, rate = asyncio.run(run_fd_reader(bare_addr, args.calls,
+                                                                  window))
                     if window == 1:
                         lat[key].extend(samples)
                     else:
@@ -185,11 +241,11 @@ def main() -> None:
     finally:
         stop_process(bare)
         stop_process(qsrv)
-    names = {"a": "sync pyzmq", "b": "zmq.asyncio", "c": "qnhw Client"}
+    names = {"a": "sync pyzmq", "b": "zmq.asyncio", "c": "qnhw Client", "d": "fd reader"}
     stats = {k: summary(v) for k, v in lat.items()}
     w8 = {k: sorted(v)[len(v) // 2] for k, v in thr.items()}
     print(f"{'variant':<14}{'median us':>11}{'p99 us':>9}{'calls/s @1':>12}{'calls/s @8':>12}")
-    for k in "abc":
+    for k in "abcd":
         med = stats[k]["median_us"]
         print(f"{names[k]:<14}{med:>11.1f}{stats[k]['p99_us']:>9.1f}{1e6 / med:>12.0f}"
               f"{w8[k]:>12.0f}")

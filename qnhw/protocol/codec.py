@@ -212,6 +212,11 @@ def _check_tree(obj: Any, depth: int, limits: Limits) -> None:
                 _check_tree(value, depth + 1, limits)
 
 
+#: Ext hooks for single-frame messages, one per Limits (they reference no frames, so an
+#: out-of-band array in a single-frame message is refused as "missing frame").
+_INLINE_HOOKS: dict[Limits, Callable[[int, bytes], Any]] = {}
+
+
 def unpack(data: Buffer, frames: Sequence[Buffer] = (), limits: Limits = DEFAULT_LIMITS) -> Any:
     """Decode one msgpack object; ``frames[i]`` (i >= 1) back out-of-band arrays.
 
@@ -222,10 +227,15 @@ def unpack(data: Buffer, frames: Sequence[Buffer] = (), limits: Limits = DEFAULT
     if len(data) > limits.max_message:
         raise MessageTooLarge(f"message of {len(data)} bytes exceeds {limits.max_message}")
     used: set[int] = set()
+    if len(frames) <= 1:  # the common case: a single frame; its ext hook is built once
+        hook = _INLINE_HOOKS.get(limits)
+        if hook is None:
+            hook = _INLINE_HOOKS[limits] = _make_ext_hook((), used, limits)
+    else:
+        hook = _make_ext_hook(frames, used, limits)
     try:
         obj = msgpack.unpackb(
-            data, raw=False, use_list=True, strict_map_key=True, timestamp=3,
-            ext_hook=_make_ext_hook(frames, used, limits),
+            data, raw=False, use_list=True, strict_map_key=True, timestamp=3, ext_hook=hook,
             max_str_len=limits.max_str, max_bin_len=limits.max_message,
             max_array_len=limits.max_items, max_map_len=limits.max_items,
             max_ext_len=limits.max_message,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import itertools
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -104,6 +105,9 @@ class Client:
         self._handshake: asyncio.Future[Welcome] | None = None
         self._last_rx = 0.0
         self._last_tx = 0.0
+        self._deadlines: list[tuple[float, int, str, float]] = []
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._deadline_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._reconnecting: asyncio.Task[None] | None = None
         self._fatal: QnhwError | None = None
@@ -164,6 +168,10 @@ class Client:
                 self._send(Goodbye("client closing"))
         self._state.set(ConnectionState.CLOSED)
         self._fail_pending(ConnectionLost("client closed"))
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+        self._deadlines.clear()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -369,20 +377,22 @@ class Client:
         if self._state.value is not ConnectionState.CONNECTED:
             await self._await_connected(method, t)
         link = self._link
-        assert link is not None and self._loop is not None
+        loop = self._loop
+        assert link is not None and loop is not None
         rid = next(self._ids)
         frames = encode_message(Request(rid, method, params, max(1, int(t * 1e6))), oob=link.oob)
-        if len(frames[0]) > 65536 or len(frames) > 1:
+        if len(frames) > 1 or len(frames[0]) > 65536:
             self._check_size(method, frames)
-        fut: asyncio.Future[Any] = self._loop.create_future()
+        fut: asyncio.Future[Any] = loop.create_future()
         self._pending[rid] = fut
         try:
             link.send(frames)
         except QnhwError:
             del self._pending[rid]
             raise
-        self._last_tx = time.monotonic()
-        timer = self._loop.call_later(t, _expire, fut, method, t)
+        now = time.monotonic()
+        self._last_tx = now
+        self._arm_deadline(now + t, rid, method, t)
         try:
             return await fut
         except asyncio.CancelledError:
@@ -391,8 +401,38 @@ class Client:
                     link.send(encode_message(Cancel(rid), oob=link.oob))
             raise
         finally:
-            timer.cancel()
             self._pending.pop(rid, None)
+
+    def _arm_deadline(self, deadline: float, rid: int, method: str, timeout: float) -> None:
+        """Track a call's deadline. One loop timer serves all calls: the earliest deadline."""
+        heap = self._deadlines
+        while heap and heap[0][1] not in self._pending:  # answered calls: drop lazily
+            heapq.heappop(heap)
+        heapq.heappush(heap, (deadline, rid, method, timeout))
+        if self._deadline_timer is None or deadline < self._deadline_at:
+            if self._deadline_timer is not None:
+                self._deadline_timer.cancel()
+            assert self._loop is not None
+            self._deadline_at = deadline
+            self._deadline_timer = self._loop.call_at(
+                self._loop.time() + max(0.0, deadline - time.monotonic()), self._expire_due)
+
+    def _expire_due(self) -> None:
+        self._deadline_timer = None
+        now = time.monotonic()
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            _, rid, method, timeout = heapq.heappop(heap)
+            fut = self._pending.pop(rid, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(DeadlineExceeded(f"{method}: no reply within {timeout:g} s",
+                                                   {"timeout": timeout}))
+        while heap and heap[0][1] not in self._pending:  # answered calls: drop lazily
+            heapq.heappop(heap)
+        if heap and self._loop is not None and not self._loop.is_closed():
+            self._deadline_at = heap[0][0]
+            self._deadline_timer = self._loop.call_at(
+                self._loop.time() + max(0.0, heap[0][0] - now), self._expire_due)
 
     def _check_size(self, method: str, frames: list[Any]) -> None:
         """Refuse locally what the server would refuse: larger than its advertised limit."""
@@ -534,12 +574,6 @@ class Client:
         if self._link is not None and self.state is ConnectionState.CONNECTED:
             with contextlib.suppress(QnhwError):
                 self._send(Credit(stream, n))
-
-
-def _expire(fut: asyncio.Future[Any], method: str, timeout: float) -> None:
-    if not fut.done():
-        fut.set_exception(DeadlineExceeded(f"{method}: no reply within {timeout:g} s",
-                                           {"timeout": timeout}))
 
 
 __all__ = ["Client", "NoSession"]

@@ -21,6 +21,16 @@ from qnhw.log import get_logger
 
 _log = get_logger("transport")
 
+# Plain ints: pyzmq's flag enums cost microseconds per `|` or `&` on the hot path.
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
+_NOBLOCK_MORE = int(zmq.NOBLOCK) | int(zmq.SNDMORE)
+# The Cython methods under pyzmq's Python-level Socket wrappers (same semantics, less overhead).
+_send: Callable[..., Any] = zmq.backend.Socket.send
+_recv: Callable[..., Any] = zmq.backend.Socket.recv
+_get: Callable[..., Any] = zmq.backend.Socket.get
+
 OnMessage = Callable[[list[Any]], None]
 
 
@@ -66,8 +76,6 @@ class LoopSocket:
         if self._closed:
             return
         sock = self.sock
-        recv = sock.recv
-        events: Callable[[int], Any] = sock.getsockopt
         copy = self._copy
         on_message = self._on_message
         self._draining = True
@@ -75,12 +83,12 @@ class LoopSocket:
             # ZMQ_EVENTS is cheaper than letting a non-blocking recv raise zmq.Again, and
             # Frame.more is cheaper than asking ZMQ_RCVMORE (what recv_multipart does)
             for _ in range(self._batch):
-                if not events(zmq.EVENTS) & zmq.POLLIN:
+                if not _get(sock, _EVENTS) & _POLLIN:
                     return
-                frame = recv(zmq.NOBLOCK, copy=False)
+                frame = _recv(sock, _NOBLOCK, False)
                 frames: list[Any] = [frame]
                 while frame.more:
-                    frame = recv(zmq.NOBLOCK, copy=False)
+                    frame = _recv(sock, _NOBLOCK, False)
                     frames.append(frame)
                 if copy:
                     frames = [f.bytes for f in frames]
@@ -107,16 +115,11 @@ class LoopSocket:
         ``ROUTER_MANDATORY``, ``zmq.ZMQError`` with ``EHOSTUNREACH`` for an unknown peer).
         """
         sock = self.sock
-        if len(frames) == 1:
-            sock.send(frames[0], zmq.NOBLOCK, copy=copy)
-        else:
-            last = len(frames) - 1
-            for i, frame in enumerate(frames):
-                sock.send(frame, zmq.NOBLOCK | zmq.SNDMORE if i < last else zmq.NOBLOCK,
-                          copy=copy)
+        last = len(frames) - 1
+        for i, frame in enumerate(frames):
+            _send(sock, frame, _NOBLOCK_MORE if i < last else _NOBLOCK, copy, False)
         if self._reading and not self._draining:  # a running drain re-checks EVENTS itself
-            events: Any = sock.getsockopt(zmq.EVENTS)
-            if events & zmq.POLLIN:
+            if _get(sock, _EVENTS) & _POLLIN:
                 self._schedule()
 
     def close(self, linger: int = 0) -> None:
