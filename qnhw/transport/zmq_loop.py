@@ -118,9 +118,9 @@ class LoopSocket:
         last = len(frames) - 1
         for i, frame in enumerate(frames):
             _send(sock, frame, _NOBLOCK_MORE if i < last else _NOBLOCK, copy, False)
-        if self._reading and not self._draining:  # a running drain re-checks EVENTS itself
-            if _get(sock, _EVENTS) & _POLLIN:
-                self._schedule()
+        # (a running drain re-checks EVENTS itself)
+        if self._reading and not self._draining and _get(sock, _EVENTS) & _POLLIN:
+            self._schedule()
 
     def close(self, linger: int = 0) -> None:
         """Unregister from the loop and close the socket; pending output is kept for at most
