@@ -23,11 +23,12 @@ from qnhw.devices.switch import OpticalSwitch
 from qnhw.devices.timetagger import TimeTagger
 from qnhw.devices.timing import TimingCard, two_way_offset
 from qnhw.devices.transducer import Transducer
+from qnhw.devices.trigger_generator import TriggerGenerator
 
 #: Every driver class, in documentation order.
 DRIVERS: tuple[type[Driver], ...] = (
     QuantumMemory, PhotonSource, TimeTagger, HeraldingStation, OpticalSwitch, Transducer,
-    TimingCard, QPU,
+    TimingCard, QPU, TriggerGenerator,
 )
 #: Every contract by name.
 CONTRACTS: dict[str, Contract] = {d.CONTRACT.name: d.CONTRACT for d in DRIVERS}
@@ -55,6 +56,7 @@ __all__ = [
     "TimeTagger",
     "TimingCard",
     "Transducer",
+    "TriggerGenerator",
     "driver_for",
     "error_summary",
     "implement_contract",
