@@ -28,7 +28,7 @@ from qnhw.devices.trigger_generator import TriggerGenerator
 #: Every driver class, in documentation order.
 DRIVERS: tuple[type[Driver], ...] = (
     QuantumMemory, PhotonSource, TimeTagger, HeraldingStation, OpticalSwitch, Transducer,
-    TimingCard, QPU, TriggerGenerator,
+    TimingCard, TriggerGenerator, QPU,
 )
 #: Every contract by name.
 CONTRACTS: dict[str, Contract] = {d.CONTRACT.name: d.CONTRACT for d in DRIVERS}

@@ -112,6 +112,7 @@ class _LosslessSub:
     queue: deque[tuple[int, int, Any]] = field(default_factory=deque)  # (seq, ts_ps, payload)
     inflight: deque[int] = field(default_factory=deque)  # approx. bytes of each unacked event
     inflight_bytes: int = 0
+    flush_soon: bool = False  # a coalescing flush is scheduled for this loop iteration
 
     def acked(self, n: int) -> None:
         """The consumer returned ``n`` credits: its oldest ``n`` events are consumed."""
@@ -341,9 +342,20 @@ class DeviceServer:
                 self._send(session.ident, frames)
             else:
                 sub.queue.append((seq, ts, payload))
-                if sub.credit > 0:
+                if sub.credit <= 0:
+                    continue
+                if len(sub.queue) >= min(sub.credit, MAX_BATCH) or not session.batches:
                     self._flush(session, sub)
+                elif not sub.flush_soon:
+                    # coalesce: events published in this loop iteration go out as one batch
+                    sub.flush_soon = True
+                    asyncio.get_running_loop().call_soon(self._flush_later, session, sub)
         return seq
+
+    def _flush_later(self, session: _Session, sub: _LosslessSub) -> None:
+        sub.flush_soon = False
+        if self._sessions.get(session.ident) is session and session.subs.get(sub.stream) is sub:
+            self._flush(session, sub)
 
     async def publish(self, stream: str, payload: Any, ts_ps: int | None = None) -> int:
         """Publish one event, waiting while a lossless subscriber's buffer is full."""

@@ -70,6 +70,7 @@ from qnhw.devices.switch import OpticalSwitch
 from qnhw.devices.timetagger import TimeTagger
 from qnhw.devices.timing import TimingCard
 from qnhw.devices.transducer import Transducer
+from qnhw.devices.trigger_generator import TriggerGenerator
 from qnhw.errors import ContractMismatch, ErrorCode, QnhwError
 from qnhw.protocol.types import Quantity
 from qnhw.runtime.client import Client
@@ -696,6 +697,31 @@ async def _timing(tc: TimingCard) -> None:
         await tc.configure_input(caps["inputs"][0], False)
 
 
+async def _trigger_generator(tg: TriggerGenerator) -> None:
+    caps = tg.capabilities
+    last = caps["channels"] - 1
+    await tg.status()
+    await tg.disarm()  # set_source needs a disarmed generator
+    await tg.set_source("software")  # no internal triggers: the scenario causes every one
+    await tg.set_rate(min(100.0, caps["max_rate"]))
+    await tg.configure_channel(last, delay=Quantity(5, "ns"), width=Quantity(10, "ns"),
+                               polarity="positive", enabled=True)
+    await tg.get_channel(last)
+    loop = asyncio.get_running_loop()
+    async with tg.triggers(mode=LOSSLESS) as sub:
+        await tg.arm()
+        try:
+            sent = loop.time()
+            fired = await tg.fire()
+            await _next(sub)
+            # far enough ahead to outlast the round trip of a slow serial line
+            margin = max(0.01, 4 * (loop.time() - sent))
+            await tg.schedule(fired["time"].ps + round(margin * 1e12))
+            await _next(sub)
+        finally:
+            await tg.disarm()
+
+
 def _circuit(basis: Iterable[str], n_qubits: int) -> str:
     """A small circuit over the native gates: a Bell pair when h and cx are native."""
     gates = set(basis)
@@ -729,13 +755,14 @@ async def _qpu(q: QPU) -> None:
 SCENARIOS: dict[str, Callable[[Any], Awaitable[None]]] = {
     "QuantumMemory": _memory, "PhotonSource": _source, "TimeTagger": _tagger,
     "HeraldingStation": _heralding, "OpticalSwitch": _switch, "Transducer": _transducer,
-    "TimingCard": _timing, "QPU": _qpu,
+    "TimingCard": _timing, "QPU": _qpu, "TriggerGenerator": _trigger_generator,
 }
 #: Streams any standalone device must produce during its scenario.
 REQUIRED_STREAMS: dict[str, tuple[str, ...]] = {
     "QuantumMemory": ("state_changes",), "PhotonSource": ("emissions",),
     "TimeTagger": ("tags",), "HeraldingStation": (), "OpticalSwitch": ("route_changes",),
     "Transducer": (), "TimingCard": ("pps", "triggers"), "QPU": (),
+    "TriggerGenerator": ("triggers",),
 }
 
 

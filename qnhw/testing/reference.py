@@ -14,7 +14,8 @@ have (a qubit beyond its size, a non-native gate, an unknown trigger id, an empt
 refused with :class:`qnhw.BadParams`; a command the device cannot take in its present state
 (configure while armed, fire while disarmed) with :class:`qnhw.Busy`. Timestamps are the
 server's clock (``server.clock()``, int picoseconds in ``server.clock_domain``); the timing
-card runs its own steerable clock and is its own domain.
+card runs its own steerable clock and the trigger generator its own clock since power-on, each
+in its own domain (:attr:`ReferenceDevice.CLOCK_DOMAIN`).
 """
 
 from __future__ import annotations
@@ -33,10 +34,20 @@ import numpy as np
 import numpy.typing as npt
 
 from qnhw.contract.spec import Contract
-from qnhw.devices import base, heralding, memory, qpu, source, switch, timetagger, timing
+from qnhw.devices import (
+    base,
+    heralding,
+    memory,
+    qpu,
+    source,
+    switch,
+    timetagger,
+    timing,
+    trigger_generator,
+)
 from qnhw.devices import transducer as transducer_mod
 from qnhw.devices.qasm import QELIB1_GATES, Instruction, parse
-from qnhw.errors import BadParams, Busy
+from qnhw.errors import BadParams, Busy, DeviceFault
 from qnhw.log import get_logger
 from qnhw.protocol.types import Timestamp
 from qnhw.runtime.server import DeviceServer, host_clock_ps
@@ -48,6 +59,9 @@ class ReferenceDevice:
     """Base of the reference implementations: clock, publishing and background tasks."""
 
     CONTRACT: ClassVar[Contract]
+    #: Devices with their own clock (not the host's) name its default domain here;
+    #: :func:`reference_server` then serves :meth:`clock` in that domain.
+    CLOCK_DOMAIN: ClassVar[str | None] = None
 
     def __init__(self, *, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
@@ -921,6 +935,7 @@ class ReferenceTimingCard(ReferenceDevice):
     """
 
     CONTRACT = timing.CONTRACT
+    CLOCK_DOMAIN = "timing"
 
     def __init__(self, *, peers: dict[str, tuple[float, float]] | None = None,
                  channels: int = 4, seed: int | None = None) -> None:
@@ -1077,6 +1092,191 @@ class ReferenceTimingCard(ReferenceDevice):
             self.inputs[channel] = edge
         else:
             self.inputs.pop(channel, None)
+
+
+# --- TriggerGenerator ---------------------------------------------------------------------
+
+
+class ReferenceTriggerGenerator(ReferenceDevice):
+    """A TriggerGenerator behaving like the C firmware (firmware_stubs/examples/trigger_gen).
+
+    Its own clock domain ("tgen", or the server name; ps since the device was created); four
+    channels with 10 ps delay steps; internal triggers at the set rate from one period after
+    ``arm``, software and scheduled one-shots; every trigger on the ``triggers`` stream. The
+    external trigger input has no signal: arming with the external source is a device fault.
+    """
+
+    CONTRACT = trigger_generator.CONTRACT
+    CLOCK_DOMAIN = "tgen"
+    CHANNELS = 4
+    DELAY_RESOLUTION_PS = 10
+    MAX_DELAY_PS = 10_000_000_000
+    SCHEDULE_DEPTH = 8
+    MAX_RATE = 1000.0
+    _BURST = 64  # triggers emitted before the runner yields to the loop
+
+    def __init__(self, *, seed: int | None = None) -> None:
+        super().__init__(seed=seed)
+        self._host0 = time.monotonic_ns()
+        self.channels = [{"delay": 0, "width": 100_000, "polarity": "positive",
+                          "enabled": True} for _ in range(self.CHANNELS)]
+        self.source = "internal"
+        self.period_ps = 100_000_000_000  # 10 Hz
+        self.armed = False
+        self.limit = 0
+        self.fired = 0
+        self.total = 0
+        self.dropped = 0
+        self.next_ps = 0
+        self.scheduled: list[int] = []
+        self._wake = asyncio.Event()
+
+    def default_capabilities(self) -> dict[str, Any]:
+        return {"channels": self.CHANNELS, "delay_resolution": self.DELAY_RESOLUTION_PS,
+                "max_rate": self.MAX_RATE, "schedule_depth": self.SCHEDULE_DEPTH}
+
+    def clock(self) -> int:
+        return (time.monotonic_ns() - self._host0) * 1000
+
+    def attach(self, server: DeviceServer) -> None:
+        super().attach(server)
+        self.spawn(self._run())
+
+    # --- the trigger engine ---------------------------------------------------------------
+
+    def _mask(self) -> int:
+        return sum(1 << c for c, ch in enumerate(self.channels) if ch["enabled"])
+
+    def _disarm(self) -> None:
+        self.armed = False
+        self.scheduled.clear()
+        self._wake.set()
+
+    async def _trigger(self, ts: int, source_name: str) -> int:
+        self.fired += 1
+        self.total += 1
+        count = self.fired
+        if self.limit and self.fired >= self.limit:
+            self._disarm()
+        await self.publish("triggers", {"count": count, "source": source_name,
+                                        "mask": self._mask()}, ts)
+        return count
+
+    def _next_due(self) -> tuple[int, str] | None:
+        if not self.armed:
+            return None
+        due: tuple[int, str] | None = None
+        if self.source == "internal":
+            due = (self.next_ps, "internal")
+        if self.scheduled and (due is None or min(self.scheduled) <= due[0]):
+            due = (min(self.scheduled), "scheduled")
+        return due
+
+    async def _run(self) -> None:
+        """Emit every trigger when due; sleep until the next one or a change of state."""
+        while True:
+            burst = self._BURST
+            while burst > 0 and (due := self._next_due()) is not None \
+                    and due[0] <= self.clock():
+                at, kind = due
+                if kind == "scheduled":
+                    self.scheduled.remove(at)
+                else:
+                    self.next_ps += self.period_ps
+                await self._trigger(at, kind)
+                burst -= 1
+            if burst == 0:
+                await asyncio.sleep(0)
+                continue
+            self._wake.clear()
+            due = self._next_due()
+            delay = None if due is None else max(0.0, (due[0] - self.clock()) * 1e-12)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    # --- commands -------------------------------------------------------------------------
+
+    def _channel(self, channel: int) -> dict[str, Any]:
+        return {"channel": channel, **self.channels[channel]}
+
+    def configure_channel(self, channel: int, delay: int | None, width: int | None,
+                          polarity: str | None, enabled: bool | None) -> dict[str, Any]:
+        _check_index("channel", channel, self.CHANNELS)
+        ch = self.channels[channel]
+        if delay is not None:
+            step = self.DELAY_RESOLUTION_PS
+            ch["delay"] = min(self.MAX_DELAY_PS, (delay + step // 2) // step * step)
+        if width is not None:
+            ch["width"] = width
+        if polarity is not None:
+            ch["polarity"] = polarity
+        if enabled is not None:
+            ch["enabled"] = enabled
+        return self._channel(channel)
+
+    def get_channel(self, channel: int) -> dict[str, Any]:
+        _check_index("channel", channel, self.CHANNELS)
+        return self._channel(channel)
+
+    def set_source(self, source: str) -> dict[str, Any]:
+        if self.armed:
+            raise Busy("armed: disarm before changing the source")
+        self.source = source
+        return {"source": source}
+
+    def _rate(self) -> dict[str, Any]:
+        return {"rate": 1e12 / self.period_ps, "period": self.period_ps}
+
+    def set_rate(self, rate: float) -> dict[str, Any]:
+        self.period_ps = int(1e12 / rate + 0.5)
+        if self.armed and self.source == "internal":
+            self.next_ps = self.clock() + self.period_ps
+            self._wake.set()
+        return self._rate()
+
+    def arm(self, count: int) -> dict[str, Any]:
+        if self.armed:
+            raise Busy("already armed: disarm first")
+        if self.source == "external":
+            raise DeviceFault("no signal on the external trigger input (check the cable)")
+        now = self.clock()
+        self.armed = True
+        self.fired = 0
+        self.limit = count
+        self.next_ps = now + self.period_ps
+        self.scheduled.clear()
+        self._wake.set()
+        return {"armed": True, "start": self.ts(now)}
+
+    def disarm(self) -> dict[str, Any]:
+        self._disarm()
+        return {"fired": self.fired}
+
+    async def fire(self) -> dict[str, Any]:
+        if not self.armed:
+            raise Busy("not armed: call arm first")
+        now = self.clock()
+        count = await self._trigger(now, "software")
+        return {"count": count, "time": self.ts(now)}
+
+    def schedule(self, at: int) -> dict[str, Any]:
+        if not self.armed:
+            raise Busy("not armed: call arm first")
+        now = self.clock()
+        if at < now:
+            raise BadParams(f"parameter 'at': {at} ps is in the past (device time {now} ps)",
+                            {"param": "at"})
+        if len(self.scheduled) >= self.SCHEDULE_DEPTH:
+            raise Busy(f"schedule full: {self.SCHEDULE_DEPTH} triggers pending")
+        self.scheduled.append(at)
+        self._wake.set()
+        return {"pending": len(self.scheduled)}
+
+    def status(self) -> dict[str, Any]:
+        return {"armed": self.armed, "source": self.source, **self._rate(),
+                "fired": self.fired, "total": self.total, "pending": len(self.scheduled),
+                "dropped": self.dropped}
 
 
 # --- QPU ----------------------------------------------------------------------------------
@@ -1297,7 +1497,8 @@ def reference_of(server: DeviceServer) -> ReferenceDevice:
 REFERENCES: dict[str, type[ReferenceDevice]] = {
     cls.CONTRACT.name: cls for cls in (
         ReferenceMemory, ReferenceSource, ReferenceTagger, ReferenceHeralding,
-        ReferenceSwitch, ReferenceTransducer, ReferenceTimingCard, ReferenceQPU)
+        ReferenceSwitch, ReferenceTransducer, ReferenceTimingCard, ReferenceTriggerGenerator,
+        ReferenceQPU)
 }
 
 
@@ -1325,9 +1526,9 @@ async def reference_server(contract: str | Contract | type[base.Driver],
     cname = _contract_name(contract)
     cls = REFERENCES[cname]
     device = cls(seed=seed, **(device_options or {}))
-    if cls is ReferenceTimingCard:
+    if cls.CLOCK_DOMAIN is not None:
         server_opts.setdefault("clock", device.clock)
-        server_opts.setdefault("clock_domain", name or "timing")
+        server_opts.setdefault("clock_domain", name or cls.CLOCK_DOMAIN)
     server = DeviceServer(name or f"ref-{cname.lower()}", address, contract=cls.CONTRACT,
                           capabilities=device.default_capabilities(), **server_opts)
     offered = cls.CONTRACT.features if features is None else tuple(features)
@@ -1344,4 +1545,5 @@ async def reference_server(contract: str | Contract | type[base.Driver],
 
 __all__ = ["REFERENCES", "ReferenceDevice", "ReferenceHeralding", "ReferenceMemory",
            "ReferenceQPU", "ReferenceSource", "ReferenceSwitch", "ReferenceTagger",
-           "ReferenceTimingCard", "ReferenceTransducer", "reference_of", "reference_server"]
+           "ReferenceTimingCard", "ReferenceTransducer", "ReferenceTriggerGenerator",
+           "reference_of", "reference_server"]
