@@ -479,7 +479,7 @@ static void send_describe(qn_engine *e, uint64_t id)
         key(&w, "payload");
         qn_mpw_cstr(&w, s->payload != NULL ? s->payload : "");
         key(&w, "clock_domain");
-        qn_mpw_cstr(&w, d->clock_domain);
+        qn_mpw_cstr(&w, "device"); /* every event carries the device's own clock domain */
         if (s->n_fields > 0) {
             key(&w, "fields");
             write_fields(&w, s->fields, s->n_fields);

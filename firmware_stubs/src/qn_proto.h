@@ -134,6 +134,8 @@ typedef struct {
     qn_handler handler;
 } qn_command;
 
+/* A stream. Its events carry the device's clock domain: describe reports its clock_domain
+ * as "device" (docs/protocol.md, stream entry). */
 typedef struct {
     const char *name;
     const char *doc;

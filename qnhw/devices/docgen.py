@@ -178,7 +178,7 @@ def _command(driver: type[Driver], c: Command) -> list[str]:
 
 
 def _stream(driver: type[Driver], s: StreamSpec) -> list[str]:
-    out = [f"#### `{s.name}`", "", f"{s.doc}. Clock domain: `{s.clock_domain}`. "
+    out = [f"#### `{s.name}`", "", f"{s.doc.rstrip('.')}. Clock domain: `{s.clock_domain}`. "
            f"Driver: {_signature(driver, s.name)}.", ""]
     if s.fields:
         out += [*_field_rows(s.fields), ""]

@@ -12,7 +12,8 @@ picoseconds since power-on).
 
 Delays, widths and periods are **integer picoseconds** (the hardware's delay resolution is
 10 ps; ``capabilities.delay_resolution``), not seconds as in most contracts: pass int ps or a
-:class:`qnhw.Quantity` (``Quantity(2.5, "ns")``). The contract has no optional features.
+:class:`qnhw.Quantity` (``Quantity(2.5, "ns")``). The contract has no optional features
+(``capabilities.features`` is empty).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from qnhw.contract.spec import Command, Contract, Field, Param, StreamSpec
-from qnhw.devices._schema import FANOUT, Instant, Mode, Number
+from qnhw.devices._schema import FANOUT, FEATURES_FIELD, Instant, Mode, Number
 from qnhw.devices.base import Driver
 from qnhw.protocol.types import Quantity, Timestamp
 from qnhw.runtime.streams import Subscription
@@ -50,7 +51,10 @@ CONTRACT = Contract(
     version="1.0",
     doc=("A trigger/delay generator: four output channels each firing a pulse a set delay "
          "after every trigger; triggers from an internal rate generator, the external input "
-         "or software (now, or scheduled at a device time), reported on a stream."),
+         "or software (now, or scheduled at a device time), reported on a stream. Delays, "
+         "widths and periods are integer picoseconds (delays in steps of "
+         "`capabilities.delay_resolution`). The C firmware `firmware_stubs/examples/"
+         "trigger_gen` implements it (docs/serial.md)."),
     commands=(
         Command("configure_channel", (
             _CHANNEL,
@@ -118,6 +122,7 @@ CONTRACT = Contract(
         Field("delay_resolution", "int", "step of the channel delays", unit="ps"),
         Field("max_rate", "float", "highest internal trigger rate", unit="Hz"),
         Field("schedule_depth", "int", "one-shot triggers that can be pending at once"),
+        FEATURES_FIELD,
     ),
 )
 

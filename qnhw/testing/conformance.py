@@ -41,7 +41,11 @@ Checks (one :class:`Case` each):
     While the scenario runs, a lossless and a fan-out subscriber to every stream receive
     events whose sequence numbers increase (by exactly one in lossless mode), whose timestamps
     are int picoseconds in the declared domain and whose payloads fit the stream's schema; the
-    streams listed as required produce at least one event.
+    streams listed as required produce at least one event. On a single-session endpoint (a
+    ``serial:`` address: one client at a time, one subscription per stream) the kit cannot add
+    subscribers of its own; it runs the scenario twice, its subscriptions forced lossless and
+    then fan-out, and checks the events they receive (streams the scenario does not subscribe
+    to are not observed there).
 
 The scenarios modify device state (they configure, arm, route, step a timing card's clock):
 run the kit on a bench device, not one serving an experiment.
@@ -72,6 +76,7 @@ from qnhw.devices.timing import TimingCard
 from qnhw.devices.transducer import Transducer
 from qnhw.devices.trigger_generator import TriggerGenerator
 from qnhw.errors import ContractMismatch, ErrorCode, QnhwError
+from qnhw.protocol.messages import Event, EventBatch
 from qnhw.protocol.types import Quantity
 from qnhw.runtime.client import Client
 from qnhw.runtime.streams import StreamEvent, StreamMode, Subscription
@@ -130,18 +135,65 @@ class Case:
         await self.check(ctx)
 
 
+#: One subscriber's view of a stream: (stream, mode, the events it received in order).
+Observed = tuple[str, str, list[StreamEvent]]
+
+
+def single_session(address: str) -> bool:
+    """Whether the endpoint at ``address`` serves one session at a time: a serial line
+    (docs/serial.md), where a second client cannot open the port and a session holds one
+    subscription per stream."""
+    return address.partition(":")[0] == "serial"
+
+
+class _TappedSubscription(Subscription):
+    """A subscription that also records every event as it arrives, for the kit to check."""
+
+    def __init__(self, client: Client, stream: str, mode: StreamMode, maxsize: int,
+                 credit: int, sink: list[StreamEvent]) -> None:
+        super().__init__(client, stream, mode, maxsize, credit)
+        self._sink = sink
+
+    def _push(self, ev: Event) -> None:
+        if not self.closed:
+            self._sink.append(StreamEvent(ev.stream, ev.seq, ev.ts_ps, ev.domain, ev.payload))
+        super()._push(ev)
+
+    def _push_batch(self, batch: EventBatch) -> None:
+        if not self.closed:
+            self._sink.extend(
+                StreamEvent(batch.stream, batch.seq + i, ts, batch.domain, p)
+                for i, (ts, p) in enumerate(zip(batch.ts_ps, batch.payloads, strict=True)))
+        super()._push_batch(batch)
+
+
 class _RecordingClient(Client):
-    """A client remembering every call's method, parameters and result."""
+    """A client remembering every call's method, parameters and result.
+
+    With :attr:`tap_mode` set, every subscription it makes uses that mode and records the
+    events it receives in :attr:`observed` (one entry per subscription).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.calls: list[tuple[str, dict[str, Any], Any]] = []
+        self.tap_mode: StreamMode | None = None
+        self.observed: list[Observed] = []
 
     async def call(self, method: str, /, *, timeout: float | None = None,
                    **params: Any) -> Any:
         result = await super().call(method, timeout=timeout, **params)
         self.calls.append((method, params, result))
         return result
+
+    def subscribe(self, stream: str, *, mode: StreamMode | str = StreamMode.FANOUT,
+                  maxsize: int = 4096, credit: int = 256) -> Subscription:
+        if self.tap_mode is None:
+            return super().subscribe(stream, mode=mode, maxsize=maxsize, credit=credit)
+        checked = super().subscribe(stream, mode=self.tap_mode, maxsize=maxsize, credit=credit)
+        sink: list[StreamEvent] = []
+        self.observed.append((stream, self.tap_mode.value, sink))
+        return _TappedSubscription(self, stream, checked.mode, maxsize, credit, sink)
 
 
 def _fail(what: str, problems: Sequence[str]) -> None:
@@ -408,11 +460,16 @@ async def check_unknown_command(ctx: Context) -> None:
 # --- scenario, results and streams --------------------------------------------------------
 
 
-async def _run_scenario(ctx: Context) -> tuple[list[str], list[tuple[str, dict[str, Any], Any]],
-                                               str]:
+async def _run_scenario(ctx: Context, tap_mode: StreamMode | None = None,
+                        ) -> tuple[list[str], list[tuple[str, dict[str, Any], Any]], str]:
+    return await _run_scenario_on(ctx, ctx.client(recorder=True), tap_mode)
+
+
+async def _run_scenario_on(ctx: Context, client: Client, tap_mode: StreamMode | None,
+                           ) -> tuple[list[str], list[tuple[str, dict[str, Any], Any]], str]:
     problems: list[str] = []
-    client = ctx.client(recorder=True)
     assert isinstance(client, _RecordingClient)
+    client.tap_mode = tap_mode
     try:
         await client.connect()
         driver = await ctx.driver.attach(client)
@@ -457,14 +514,26 @@ async def _collect(sub: Subscription, sink: list[StreamEvent]) -> None:
 
 
 async def check_streams(ctx: Context) -> None:
-    problems: list[str] = []
     if not ctx.contract.streams:
         return
+    if single_session(ctx.address):
+        problems, observed, domain = await _observe_single_session(ctx)
+    else:
+        problems, observed, domain = await _observe(ctx)
+    problems.extend(_check_observed(ctx, observed, domain))
+    _fail(f"{ctx.contract.name} streams", problems)
+
+
+async def _observe(ctx: Context) -> tuple[list[str], list[Observed], str]:
+    """A lossless and a fan-out subscriber of the kit's own on every stream, each on its own
+    connection, while the scenario runs on a third."""
+    problems: list[str] = []
     lossless = ctx.client()
     fanout = ctx.client()
-    events: dict[tuple[str, str], list[StreamEvent]] = {}
+    observed: list[Observed] = []
     tasks: list[asyncio.Task[None]] = []
     subs: list[Subscription] = []
+    domain = ""
     try:
         await lossless.connect()
         await fanout.connect()
@@ -474,13 +543,14 @@ async def check_streams(ctx: Context) -> None:
                 sub = client.subscribe(s.name, mode=mode)
                 await sub.open()
                 subs.append(sub)
-                sink = events.setdefault((s.name, mode.value), [])
+                sink: list[StreamEvent] = []
+                observed.append((s.name, mode.value, sink))
                 tasks.append(asyncio.get_running_loop().create_task(_collect(sub, sink)))
         scenario_problems, _, _ = await _run_scenario(ctx)
         problems.extend(scenario_problems)
         # the scenario synchronized on its own subscriptions; allow the kit's to catch up
         async with asyncio.timeout(0.2 if scenario_problems else EVENT_TIMEOUT):
-            while any(not events[(name, "lossless")] for name in ctx.required_streams):
+            while any(not _received(observed, name) for name in ctx.required_streams):
                 await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
     except TimeoutError:
@@ -495,29 +565,57 @@ async def check_streams(ctx: Context) -> None:
                 await t
         await lossless.close()
         await fanout.close()
-    for s in ctx.contract.streams:
+    return problems, observed, domain
+
+
+async def _observe_single_session(ctx: Context) -> tuple[list[str], list[Observed], str]:
+    """On a single-session endpoint the kit cannot add subscribers of its own: it runs the
+    scenario twice on one connection, its subscriptions forced lossless, then fan-out, and
+    checks every event they receive."""
+    problems: list[str] = []
+    observed: list[Observed] = []
+    domain = ""
+    for mode in (StreamMode.LOSSLESS, StreamMode.FANOUT):
+        client = ctx.client(recorder=True)
+        assert isinstance(client, _RecordingClient)
+        found, _, domain = await _run_scenario_on(ctx, client, mode)
+        problems.extend(f"{p} (scenario subscribed {mode.value})" for p in found)
+        observed.extend(client.observed)
+    return problems, observed, domain
+
+
+def _received(observed: Sequence[Observed], stream: str) -> bool:
+    return any(evs for name, kind, evs in observed if name == stream and kind == "lossless")
+
+
+def _check_observed(ctx: Context, observed: Sequence[Observed], domain: str) -> list[str]:
+    problems: list[str] = []
+    specs = {s.name: s for s in ctx.contract.streams}
+    for name in ctx.required_streams:
+        if not _received(observed, name):
+            problems.append(f"stream {name!r} produced no event during the scenario")
+    for name, kind, evs in observed:
+        s = specs.get(name)
+        if s is None:
+            continue
         want_domain = domain if s.clock_domain == "device" else s.clock_domain
-        for kind in ("lossless", "fanout"):
-            evs = events.get((s.name, kind), [])
-            if not evs and kind == "lossless" and s.name in ctx.required_streams:
-                problems.append(f"stream {s.name!r} produced no event during the scenario")
-            last: int | None = None
-            for ev in evs:
-                where = f"{s.name} ({kind}) seq {ev.seq}"
-                if last is not None and ev.seq <= last:
-                    problems.append(f"{where}: sequence not increasing (after {last})")
-                if kind == "lossless" and last is not None and ev.seq != last + 1:
-                    problems.append(f"{where}: lossless stream skipped {ev.seq - last - 1}")
-                last = ev.seq
-                if not isinstance(ev.ts_ps, int):
-                    problems.append(f"{where}: timestamp is not int picoseconds")
-                if ev.domain != want_domain:
-                    problems.append(f"{where}: timestamp in domain {ev.domain!r}, declared "
-                                    f"{want_domain!r}")
-                problems.extend(f"{where}: {p}" for p in s.check_payload(ev.payload, domain))
-                if len(problems) > 20:
-                    break
-    _fail(f"{ctx.contract.name} streams", problems)
+        last: int | None = None
+        for ev in evs:
+            where = f"{s.name} ({kind}) seq {ev.seq}"
+            if last is not None and ev.seq <= last:
+                problems.append(f"{where}: sequence not increasing (after {last})")
+            if kind == "lossless" and last is not None and ev.seq != last + 1:
+                problems.append(f"{where}: lossless stream skipped {ev.seq - last - 1}")
+            last = ev.seq
+            if not isinstance(ev.ts_ps, int):
+                problems.append(f"{where}: timestamp is not int picoseconds")
+            if ev.domain != want_domain:
+                problems.append(f"{where}: timestamp in domain {ev.domain!r}, declared "
+                                f"{want_domain!r}")
+            problems.extend(f"{where}: {p}" for p in s.check_payload(ev.payload, domain))
+            if len(problems) > 20:
+                return problems
+    return problems
 
 
 CHECKS: dict[str, Check] = {
@@ -813,4 +911,4 @@ async def run_suite(address: str, contract: str | Contract | type[Driver],
 
 __all__ = ["CHECKS", "EVENT_TIMEOUT", "REQUIRED_STREAMS", "SCENARIOS", "Case",
            "ConformanceError", "Context", "all_cases", "cases", "invalid_values", "run_suite",
-           "valid_value"]
+           "single_session", "valid_value"]

@@ -1126,7 +1126,7 @@ class ReferenceTriggerGenerator(ReferenceDevice):
         self.limit = 0
         self.fired = 0
         self.total = 0
-        self.dropped = 0
+        self.dropped = 0  # stays 0: publish() waits for slow lossless subscribers
         self.next_ps = 0
         self.scheduled: list[int] = []
         self._wake = asyncio.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -41,7 +42,7 @@ def test_cases_api() -> None:
     assert str(conformance.cases("QPU", checks=["describe"])[0]) == "QPU:describe"
     with pytest.raises(ValueError, match="unknown checks"):
         conformance.cases("QPU", checks=["nope"])
-    assert len(conformance.all_cases()) == 8 * len(conformance.CHECKS)
+    assert len(conformance.all_cases()) == len(DRIVERS) * len(conformance.CHECKS) == 9 * 7
     p = Param("x", "int", min=1, max=5)
     assert conformance.valid_value(p) == 1
     assert {w for w, _ in conformance.invalid_values(p)} >= {
@@ -64,11 +65,13 @@ class _BrokenSwitch(ReferenceSwitch):
 
 
 async def _broken_server(loosen: bool = False, drop: str | None = None,
-                         caps: dict[str, Any] | None = None) -> tuple[DeviceServer,
-                                                                      _BrokenSwitch]:
+                         caps: dict[str, Any] | None = None,
+                         pub_address: str | None = "auto") -> tuple[DeviceServer,
+                                                                    _BrokenSwitch]:
     dev = _BrokenSwitch()
     server = DeviceServer("broken", "inproc://conformance-broken", contract=switch.CONTRACT,
-                          capabilities=caps or dev.default_capabilities())
+                          capabilities=caps or dev.default_capabilities(),
+                          pub_address=pub_address)
     server.capabilities["features"] = []
     for cmd in switch.CONTRACT.commands_for([]):
         if cmd.name == drop:
@@ -114,3 +117,24 @@ async def test_kit_catches_missing_command_and_bad_capabilities() -> None:
     capabilities = str(report["capabilities"])
     assert "capabilities.inputs: missing" in capabilities
     assert "capabilities.switching_time: expected float, got str" in capabilities
+
+
+async def test_kit_checks_streams_of_a_single_session_endpoint(monkeypatch: Any) -> None:
+    """On a serial line (one session, no PUB) the kit cannot subscribe beside the scenario: it
+    runs the scenario lossless, then fan-out, and checks the events its subscriptions got."""
+    assert conformance.single_session("serial:///dev/ttyUSB0?baudrate=115200")
+    assert conformance.single_session("serial:socket://127.0.0.1:7777")
+    assert not conformance.single_session("tcp://127.0.0.1:5555")
+    monkeypatch.setattr(conformance, "single_session", lambda address: True)
+    server, dev = await _broken_server(pub_address=None)  # events inline, as on serial
+    async with server:
+        dev.attach(server)
+        try:
+            with pytest.raises(conformance.ConformanceError) as err:
+                await conformance.cases("OpticalSwitch", checks=["streams"])[0].run(
+                    server.address)
+        finally:
+            await dev.aclose()
+    text = str(err.value)
+    assert "route_changes (lossless) seq 0: payload.routes: expected list, got ndarray" in text
+    assert re.search(r"route_changes \(fanout\) seq \d+: payload.routes: expected list", text)

@@ -16,10 +16,10 @@ from qnhw.devices import CONTRACTS, DRIVERS, Driver, docgen
 from qnhw.runtime import Subscription
 
 
-def test_eight_contracts_version_one() -> None:
+def test_nine_contracts_version_one() -> None:
     assert sorted(CONTRACTS) == sorted([
         "QuantumMemory", "PhotonSource", "TimeTagger", "HeraldingStation", "OpticalSwitch",
-        "Transducer", "TimingCard", "QPU"])
+        "Transducer", "TimingCard", "QPU", "TriggerGenerator"])
     for c in CONTRACTS.values():
         assert c.version == "1.0"
         assert c.doc and c.capabilities

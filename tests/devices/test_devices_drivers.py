@@ -14,6 +14,7 @@ from qnhw import (
     BadParams,
     Busy,
     ContractMismatch,
+    DeviceFault,
     ErrorCode,
     QnhwError,
     Quantity,
@@ -30,6 +31,7 @@ from qnhw.devices import (
     TimeTagger,
     TimingCard,
     Transducer,
+    TriggerGenerator,
     two_way_offset,
 )
 from qnhw.devices import memory as memory_mod
@@ -306,6 +308,68 @@ async def test_source_heralding_switch_transducer() -> None:
         cal = await qnu.calibrate(0.01)
         assert cal["efficiency"] > 0
         await qnu.disable()
+
+
+async def test_trigger_generator_behaves_like_the_firmware() -> None:
+    """The reference TriggerGenerator: its own clock domain, 10 ps delay steps, the three
+    trigger sources, the count limit, scheduled one-shots and the same typed errors as the C
+    firmware (tests/serial/test_serial_firmware.py)."""
+    async with reference_server("TriggerGenerator") as server, \
+            TriggerGenerator.connect(server.address) as tg:
+        assert tg.clock_domain == "tgen"
+        assert tg.capabilities == {"channels": 4, "delay_resolution": 10, "max_rate": 1000.0,
+                                   "schedule_depth": 8, "features": []}
+        ch = await tg.configure_channel(1, delay=Quantity(5.004, "ns"), width=Quantity(2, "us"),
+                                        polarity="negative", enabled=False)
+        assert ch == {"channel": 1, "delay": 5000, "width": 2_000_000,
+                      "polarity": "negative", "enabled": False}
+        assert (await tg.configure_channel(1, enabled=True))["delay"] == 5000  # None: unchanged
+        assert await tg.get_channel(1) == {**ch, "enabled": True}
+        with pytest.raises(BadParams, match="above maximum 3"):
+            await tg.get_channel(4)
+        with pytest.raises(BadParams, match="clock domain 'host'"):
+            await tg.schedule(Timestamp(10, "host"))
+        assert await tg.set_rate(Quantity(0.25, "kHz")) == {"rate": 250.0,
+                                                            "period": 4_000_000_000}
+
+        with pytest.raises(Busy, match="not armed"):
+            await tg.fire()
+        await tg.set_source("external")
+        with pytest.raises(DeviceFault, match="external trigger input"):
+            await tg.arm()
+        await tg.set_source("software")
+        async with tg.triggers(mode="lossless") as sub:
+            armed = await tg.arm(count=3)
+            assert armed["start"].domain == "tgen"
+            with pytest.raises(Busy, match="already armed"):
+                await tg.arm()
+            with pytest.raises(Busy, match="disarm before"):
+                await tg.set_source("internal")
+            fired = await tg.fire()
+            assert fired["count"] == 1 and fired["time"].domain == "tgen"
+            with pytest.raises(BadParams, match="in the past"):
+                await tg.schedule(armed["start"])
+            at = fired["time"].ps + 2 * 10**9
+            assert await tg.schedule(at + 10**9) == {"pending": 1}
+            assert await tg.schedule(at) == {"pending": 2}
+            events = [await asyncio.wait_for(anext(sub), 5) for _ in range(3)]
+        assert [(e.payload["count"], e.payload["source"]) for e in events] == [
+            (1, "software"), (2, "scheduled"), (3, "scheduled")]
+        assert [e.ts_ps for e in events] == [fired["time"].ps, at, at + 10**9]
+        assert {e.payload["mask"] for e in events} == {0b1111}
+        status = await tg.status()  # the count limit disarmed it
+        assert status["armed"] is False and status["fired"] == 3 and status["total"] == 3
+
+        await tg.set_source("internal")
+        await tg.set_rate(1000.0)
+        await tg.configure_channel(0, enabled=False)
+        async with tg.triggers(mode="lossless") as sub:
+            start = (await tg.arm(count=5))["start"].ps
+            ticks = [await asyncio.wait_for(anext(sub), 5) for _ in range(5)]
+        assert [t.ts_ps - start for t in ticks] == [k * 10**9 for k in range(1, 6)]
+        assert {t.payload["source"] for t in ticks} == {"internal"}
+        assert ticks[0].payload["mask"] == 0b1110
+        assert (await tg.disarm())["fired"] == 5
 
 
 async def test_driver_errors_are_typed_and_remote_errors_keep_codes() -> None:

@@ -1,110 +1,94 @@
-"""The conformance kit against the C firmware: TriggerGenerator 1.0, written down in Python.
+"""The whole conformance kit against the C firmware: TriggerGenerator 1.0.
 
-The contract below is the Python side of ``firmware_stubs/examples/trigger_gen``: the kit
-checks that the firmware's handshake and ``describe`` reply match it exactly, that every bad
-parameter it can derive from it gets BAD_PARAMS naming the parameter, and that unknown commands
-get UNKNOWN_COMMAND -- directly on the serial line and through the ZeroMQ bridge. The
-scenario checks (``exercise``, ``streams``) need a typed driver in
-``qnhw.devices`` and are not run here.
+The contract and its driver are ``qnhw.devices.trigger_generator``: the kit checks that the
+firmware's handshake and ``describe`` reply match it exactly, its capabilities fit the schema,
+every bad parameter derivable from the contract gets BAD_PARAMS naming the parameter, unknown
+commands get UNKNOWN_COMMAND, the scenario runs through the typed driver with conforming
+results, and the ``triggers`` stream delivers conforming events -- directly on the serial line
+(a single-session endpoint: the kit observes the stream through the scenario's subscriptions,
+lossless and fan-out) and through the ZeroMQ bridge, in-process (``SerialBridge``) and as the
+``qnhw bridge`` command on tcp (the kit's own lossless and fan-out subscribers).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
-from serial_fw_support import Firmware
+from serial_fw_support import ROOT, Firmware
 
 from qnhw.bridge import SerialBridge
-from qnhw.contract.spec import Command, Contract, Field, Param, StreamSpec
-from qnhw.devices.base import Driver
-from qnhw.testing.conformance import CHECKS, Context
+from qnhw.devices import TriggerGenerator
+from qnhw.testing import conformance
 
-_NIL = "; nil leaves it unchanged"
-CHANNEL = Param("channel", "int", "output channel, 0 to 3", min=0, max=3)
-CHANNEL_RESULT = (
-    Field("channel", "int", "output channel"),
-    Field("delay", "int", "pulse delay after the trigger", "ps"),
-    Field("width", "int", "pulse width", "ps"),
-    Field("polarity", "str", "positive or negative"),
-    Field("enabled", "bool", "output enabled"),
-)
-
-TRIGGER_GENERATOR = Contract(
-    "TriggerGenerator", "1.0",
-    commands=(
-        Command("configure_channel", (
-            CHANNEL,
-            Param("delay", "int", "pulse delay after the trigger, rounded to 10 ps" + _NIL, "ps",
-                  min=0, max=10_000_000_000, default=None, nullable=True),
-            Param("width", "int", "pulse width" + _NIL, "ps", min=1000, max=1_000_000_000,
-                  default=None, nullable=True),
-            Param("polarity", "str", "pulse polarity" + _NIL, choices=("positive", "negative"),
-                  default=None, nullable=True),
-            Param("enabled", "bool", "output enabled" + _NIL, default=None, nullable=True),
-        ), "Set the delay, width, polarity and enable of one output channel.",
-            "the channel's settings", result=CHANNEL_RESULT),
-        Command("get_channel", (CHANNEL,), "The settings of one output channel.",
-                "the channel's settings", result=CHANNEL_RESULT),
-        Command("set_source", (
-            Param("source", "str", "trigger source: internal rate generator, external input, "
-                  "or software only", choices=("internal", "external", "software")),
-        ), "Choose where triggers come from (only while disarmed).", "the source",
-            result=(Field("source", "str", "the trigger source now"),)),
-        Command("set_rate", (
-            Param("rate", "float", "internal trigger rate; the period is rounded to whole "
-                  "picoseconds", "Hz", min=0.1, max=1000.0),
-        ), "Set the internal trigger rate.", "rate and period applied",
-            result=(Field("rate", "float", "the rate applied", "Hz"),
-                    Field("period", "int", "the trigger period applied", "ps"))),
-        Command("arm", (
-            Param("count", "int", "triggers until the generator disarms itself; 0 for no limit",
-                  min=0, max=1_000_000, default=0),
-        ), "Start accepting triggers; internal triggers start one period later. Busy if armed "
-           "already; device fault if the external input has no signal.", "arm time",
-            result=(Field("armed", "bool", "true"),
-                    Field("start", "timestamp", "device time of arming; internal triggers "
-                          "follow every period", "ps"))),
-        Command("disarm", (), "Stop triggering and clear scheduled triggers.",
-                "triggers since arm", result=(Field("fired", "int", "triggers since arm"),)),
-        Command("fire", (), "One software trigger now (armed only).", "trigger number and time",
-                result=(Field("count", "int", "number of this trigger since arm"),
-                        Field("time", "timestamp", "trigger time, device clock", "ps"))),
-        Command("schedule", (
-            Param("at", "timestamp", "device time of a one-shot trigger (Timestamp in domain "
-                  "tgen0, or int ps)", "ps", min=0),
-        ), "One trigger at an absolute device time (armed only; at most 8 pending).",
-            "pending count", result=(Field("pending", "int", "scheduled triggers waiting"),)),
-        Command("status", (), "Armed state, source, rate and counters.", "status map", result=(
-            Field("armed", "bool", "waiting for or producing triggers"),
-            Field("source", "str", "trigger source"),
-            Field("rate", "float", "internal trigger rate", "Hz"),
-            Field("period", "int", "internal trigger period", "ps"),
-            Field("fired", "int", "triggers since arm"),
-            Field("total", "int", "triggers since power-on"),
-            Field("pending", "int", "scheduled triggers waiting"),
-            Field("dropped", "int", "trigger events the stream could not deliver"),
-        )),
-    ),
-    streams=(
-        StreamSpec("triggers", "One event per trigger; ts is the trigger time. Channel c pulses "
-                   "at ts + delay(c).", "map", "tgen0", (
-                       Field("count", "int", "number of this trigger since arm (1-based)"),
-                       Field("source", "str", "internal, software or scheduled"),
-                       Field("mask", "int", "bit mask of the channels that pulsed"),
-                   )),
-    ),
-)
-
-CHECKED = ("handshake", "describe", "capabilities", "bad_params", "unknown_command")
+CASES = conformance.cases(TriggerGenerator)
 
 
-@pytest.mark.parametrize("check", CHECKED)
-async def test_firmware_conforms(check: str, bare_firmware: Firmware) -> None:
-    ctx = Context(f"serial://{bare_firmware.pty}?baudrate=115200", TRIGGER_GENERATOR, Driver,
-                  {"timeout": 3.0})
-    await CHECKS[check](ctx)
+def test_every_check_is_run() -> None:
+    assert [c.name for c in CASES] == list(conformance.CHECKS)
+    assert CASES[0].required_streams == ("triggers",)
 
 
-@pytest.mark.parametrize("check", CHECKED)
-async def test_bridged_firmware_conforms(check: str, bare_firmware: Firmware) -> None:
+@pytest.mark.parametrize("case", CASES, ids=str)
+async def test_firmware_conforms(case: conformance.Case, bare_firmware: Firmware) -> None:
+    address = f"serial://{bare_firmware.pty}?baudrate=115200"
+    assert conformance.single_session(address)
+    await case.run(address, timeout=3.0)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+async def test_bridged_firmware_conforms(case: conformance.Case,
+                                         bare_firmware: Firmware) -> None:
     async with SerialBridge(bare_firmware.pty, "tcp://127.0.0.1:0", timeout=3) as bridge:
-        await CHECKS[check](Context(bridge.address, TRIGGER_GENERATOR, Driver, {"timeout": 3.0}))
+        assert not conformance.single_session(bridge.address)
+        await case.run(bridge.address, timeout=3.0)
+
+
+async def test_run_suite_reports_every_check(bare_firmware: Firmware) -> None:
+    report = await conformance.run_suite(f"serial://{bare_firmware.pty}?baudrate=115200",
+                                         TriggerGenerator, timeout=3.0)
+    assert report == dict.fromkeys(conformance.CHECKS)
+
+
+def _bridge_address(proc: subprocess.Popen[bytes], timeout: float) -> str:
+    """The ZeroMQ address from the ``bridging ... at ADDRESS, streams at ...`` line."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while not buf.endswith(b"\n") and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
+        if not ready:
+            break
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        buf += chunk
+    line = buf.decode()
+    assert line.startswith("bridging serial://") and " streams at tcp://" in line, line
+    return line.split(" at ")[1].split(",")[0]
+
+
+async def test_cli_bridged_firmware_conforms(bare_firmware: Firmware) -> None:
+    """Every check through ``qnhw bridge`` (a separate process) on tcp, fan-out on PUB."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qnhw.cli", "bridge", bare_firmware.pty, "--bind",
+         "tcp://127.0.0.1:0", "--pub", "tcp://127.0.0.1:0", "--timeout", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        address = await asyncio.to_thread(_bridge_address, proc, 20.0)
+        report = await conformance.run_suite(address, TriggerGenerator, timeout=3.0)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert report == dict.fromkeys(conformance.CHECKS)
+    assert code == 0

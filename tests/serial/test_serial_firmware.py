@@ -30,6 +30,7 @@ from qnhw import (
     UnknownCommand,
 )
 from qnhw.bridge import command_from_describe
+from qnhw.devices import TriggerGenerator
 from qnhw.errors import ErrorCode, QnhwError
 from qnhw.runtime import Client, ConnectionState
 from qnhw.transport.serial_framing import encode_frame
@@ -122,8 +123,8 @@ async def test_handshake_and_describe(bare_firmware: Firmware) -> None:
         d = await client.describe()
         assert d["device"] == "tgen0" and d["protocol"] == [1, 0]
         assert d["contract"] == CONTRACT and d["clock_domain"] == DOMAIN
-        assert d["capabilities"] == {"channels": 4, "delay_resolution_ps": 10,
-                                     "max_rate_hz": 1000.0, "schedule_depth": 8}
+        assert d["capabilities"] == {"channels": 4, "delay_resolution": 10,
+                                     "max_rate": 1000.0, "schedule_depth": 8, "features": []}
         assert [c["name"] for c in d["commands"]] == list(EXPECTED)
         for cmd in d["commands"]:
             got = [(p["name"], p["type"], p["unit"], p["required"], p.get("min"),
@@ -136,7 +137,8 @@ async def test_handshake_and_describe(bare_firmware: Firmware) -> None:
             for p, mine in zip(cmd["params"], spec.params, strict=True):
                 assert mine.describe() == p
         [stream] = d["streams"]
-        assert (stream["name"], stream["clock_domain"]) == ("triggers", DOMAIN)
+        # "device": the device's clock_domain, as every stream of the C core
+        assert (stream["name"], stream["clock_domain"]) == ("triggers", "device")
         assert [f["name"] for f in stream["fields"]] == ["count", "source", "mask"]
         ping = await client.ping()
         assert ping["domain"] == DOMAIN and ping["time_ps"] > 0
@@ -238,6 +240,27 @@ async def test_trigger_stream_timestamps(bare_firmware: Firmware) -> None:
         {"count": i + 1, "source": "internal", "mask": 15} for i in range(20)]
     assert events[0].timestamp == Timestamp(start + 2_000_000_000, DOMAIN)
     assert soft.ts_ps == fired["time"] and soft.payload["count"] == fired["count"]
+
+
+async def test_typed_driver(bare_firmware: Firmware) -> None:
+    """The TriggerGenerator driver on the serial line: its int-picosecond result times become
+    Timestamps in the device's domain, like the event timestamps."""
+    async with TriggerGenerator.connect(f"serial://{bare_firmware.pty}?baudrate=115200",
+                                        timeout=2) as tg:
+        assert (tg.device, tg.clock_domain) == ("tgen0", DOMAIN)
+        assert tg.capabilities["delay_resolution"] == 10
+        assert (await tg.configure_channel(3, delay=Quantity(1.234, "us")))["delay"] == 1_234_000
+        await tg.set_source("software")
+        async with tg.triggers(mode="lossless") as sub:
+            armed = await tg.arm(count=2)
+            fired = await tg.fire()
+            at = fired["time"].ps + 20 * 10**9  # 20 ms: far beyond a pty round trip
+            await tg.schedule(Timestamp(at, DOMAIN))
+            events = [await asyncio.wait_for(anext(sub), 5) for _ in range(2)]
+        assert armed["start"].domain == fired["time"].domain == DOMAIN
+        assert armed["start"].ps <= fired["time"].ps
+        assert [e.timestamp for e in events] == [fired["time"], Timestamp(at, DOMAIN)]
+        assert (await tg.status())["armed"] is False  # count reached
 
 
 async def test_lossless_stream_with_credit(bare_firmware: Firmware) -> None:

@@ -271,7 +271,8 @@ static int cmd_fire(qn_call *call)
 
 static const qn_param p_schedule[] = {
     {.name = "at", .type = QN_T_TIMESTAMP, .unit = "ps",
-     .doc = "device time of a one-shot trigger (Timestamp in domain tgen0, or int ps)",
+     .doc = "device time of a one-shot trigger (a Timestamp in the device's clock domain, "
+            "or int ps)",
      .flags = QN_P_MIN, .imin = 0, .domain = TGEN_CLOCK_DOMAIN},
 };
 
@@ -371,12 +372,14 @@ static const qn_stream_spec k_streams[] = {
 static void capabilities(void *device, qn_mpw *w)
 {
     (void)device;
-    qn_mpw_map(w, 4);
+    qn_mpw_map(w, 5);
     kv_int(w, "channels", TGEN_CHANNELS);
-    kv_int(w, "delay_resolution_ps", TGEN_DELAY_RESOLUTION_PS);
-    qn_mpw_cstr(w, "max_rate_hz");
+    kv_int(w, "delay_resolution", TGEN_DELAY_RESOLUTION_PS); /* ps */
+    qn_mpw_cstr(w, "max_rate");                              /* Hz */
     qn_mpw_double(w, TGEN_MAX_RATE_HZ);
     kv_int(w, "schedule_depth", TGEN_SCHEDULE_DEPTH);
+    qn_mpw_cstr(w, "features"); /* the optional contract features offered: none */
+    qn_mpw_array(w, 0);
 }
 
 /* --- public ----------------------------------------------------------------------------- */
