@@ -57,7 +57,11 @@ async def test_fanout_slow_consumer_sees_gaps_never_silence() -> None:
             last = srv._seq["counts"] - 1
             for i in range(1000):
                 srv.publish_nowait("counts", i)
-            await asyncio.sleep(0.3)  # let them arrive while nobody consumes
+            final = srv._seq["counts"] - 1
+            for _ in range(500):  # let them arrive while nobody consumes (bounded: 5 s)
+                if sub._queue and sub._queue[-1][0] == final:
+                    break
+                await asyncio.sleep(0.01)
             got = []
             while (ev := sub.get_nowait()) is not None:
                 got.append(ev)
