@@ -265,9 +265,6 @@ class SerialBridge:
             contract=contract, capabilities=dict(caps) if isinstance(caps, Mapping) else {},
             curve=self._curve, clock=self.clock, clock_domain=domain, context=self._ctx)
         for cmd in commands:
-            if any(p.name == "timeout" for p in cmd.params):
-                self._log.warning("a parameter named 'timeout' is taken by Client.call as the "
-                                  "call's deadline and cannot be forwarded", command=cmd.name)
             server.add_command(cmd, self._forwarder(cmd.name))
         if contract is None:
             for spec in streams:
@@ -280,7 +277,7 @@ class SerialBridge:
             if client is None:
                 raise ConnectionLost("bridge is not connected")
             try:
-                return await client.call(method, **params)
+                return await client.request(method, params)
             except NoSession:
                 # the device was reset under this call; the serial side re-handshakes by
                 # itself -- the downstream session is fine, so do not pass NO_SESSION on

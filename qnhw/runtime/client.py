@@ -70,7 +70,8 @@ _FATAL = (VersionMismatch, ContractMismatch, Unauthorized)
 class Client:
     """An async connection to one device endpoint.
 
-    ``address``: tcp://, ipc:// or inproc:// endpoint of a :class:`DeviceServer`.
+    ``address``: tcp://, ipc:// or inproc:// endpoint of a :class:`DeviceServer`, or a
+    ``serial:`` address of a device on a serial line (docs/serial.md).
     ``timeout``: default per-call deadline in seconds. ``connect_timeout``: how long
     :meth:`connect` waits for the handshake. ``heartbeat`` / ``dead_after``: liveness, seconds.
     ``reconnect``: reconnect automatically after the peer is lost (else the client closes).
@@ -365,6 +366,12 @@ class Client:
 
     async def call(self, method: str, /, *, timeout: float | None = None,
                    **params: Any) -> Any:
+        """Call ``method`` with keyword ``params``: see :meth:`request` (which also takes a
+        parameter named ``timeout``)."""
+        return await self.request(method, params, timeout=timeout)
+
+    async def request(self, method: str, params: Mapping[str, Any], /, *,
+                      timeout: float | None = None) -> Any:
         """Call ``method`` with ``params``; return its result.
 
         Waits at most ``timeout`` seconds (default: the client's ``timeout``), including any
@@ -380,7 +387,8 @@ class Client:
         loop = self._loop
         assert link is not None and loop is not None
         rid = next(self._ids)
-        frames = encode_message(Request(rid, method, params, max(1, int(t * 1e6))), oob=link.oob)
+        frames = encode_message(Request(rid, method, dict(params), max(1, int(t * 1e6))),
+                                oob=link.oob)
         if len(frames) > 1 or len(frames[0]) > 65536:
             self._check_size(method, frames)
         fut: asyncio.Future[Any] = loop.create_future()
