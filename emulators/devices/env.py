@@ -44,7 +44,7 @@ def standalone_env(name: str, seed: int = 0, domain: str | None = None) -> Emula
         return time.monotonic() - t0
 
     def now_ps() -> int:
-        return int(round(lab_now() * 1e12))
+        return round(lab_now() * 1e12)
 
     async def spend(seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))

@@ -2,6 +2,8 @@
 
 Each sub-command module defines ``register(subparsers) -> None``, which adds its parser and sets
 ``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit code).
+Other installed packages add sub-commands through the ``qnhw.cli`` entry-point group (the
+emulators' ``emulate`` does), so that ``qnhw`` never imports them by name.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 #: Sub-command modules, in the order ``qnhw --help`` lists them. Missing ones are skipped.
-SUBCOMMANDS = ("describe", "call", "monitor", "emulate", "serve", "bridge", "record")
+SUBCOMMANDS = ("describe", "call", "monitor", "bridge")
+ENTRY_POINT_GROUP = "qnhw.cli"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            ep.load().register(sub)
+        except Exception as exc:  # a broken plug-in must not take the CLI down
+            sys.stderr.write(f"qnhw: sub-command {ep.name!r} unavailable: {exc}\n")
     return parser
 
 

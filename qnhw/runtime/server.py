@@ -244,7 +244,7 @@ class DeviceServer:
         router.maxmsgsize = self.limits.max_message + 65536
         if self._curve is not None:
             apply_server(router, self._curve, self.name)
-        self.address = _bind(router, self._bind)
+        self.address = await _bind_retrying(router, self._bind)
         self._router = LoopSocket(router, self._on_router, loop=loop, copy=True)
         if self._pub_bind is not None:
             pub = self._ctx.socket(zmq.PUB)
@@ -252,7 +252,7 @@ class DeviceServer:
             pub.sndhwm = 1000
             if self._curve is not None:
                 apply_server(pub, self._curve, self.name)
-            self.pub_address = _bind(pub, self._pub_bind)
+            self.pub_address = await _bind_retrying(pub, self._pub_bind)
             self._pub = LoopSocket(pub, None, loop=loop)
         self._sweeper = loop.create_task(self._sweep())
         self._log.info("serving", endpoint=self.address, pub=self.pub_address)
@@ -634,6 +634,20 @@ def _bind(sock: zmq.Socket[Any], address: str) -> str:
     endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
     assert isinstance(endpoint, bytes)
     return endpoint.decode()
+
+
+async def _bind_retrying(sock: zmq.Socket[Any], address: str, patience: float = 2.0) -> str:
+    """:func:`_bind`, retrying for up to ``patience`` seconds while the address is in use
+    (a server restarted on the same port while ZeroMQ still closes the old socket)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return _bind(sock, address)
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                sock.close(linger=0)
+                raise
+        await asyncio.sleep(0.05)
 
 
 def _plain(details: dict[str, Any]) -> dict[str, Any]:

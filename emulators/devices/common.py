@@ -1,0 +1,225 @@
+"""What the emulators of this package share: lab access, the server, background tasks.
+
+An emulator is built from an :class:`~emulators.devices.env.EmulatorEnv` and keyword
+parameters (a bad value raises ``ValueError`` naming it), serves its contract through
+:meth:`Emulator.build_server` / :meth:`Emulator.start`, and reaches the rest of the lab only
+through ``env.world``: an :class:`emulators.lab.world.World` inside a lab, ``None`` standalone.
+Standalone, an emulator runs on a private wall clock with a perfect clock domain (and a private
+qubit registry), so every emulator also works alone -- against the conformance kit, say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Coroutine, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from emulators.devices.env import EmulatorEnv
+from emulators.lab.quantum import QubitRegistry
+from emulators.lab.time import LabClock, WallClock
+from emulators.lab.world import World
+from qnhw.contract.spec import Contract
+from qnhw.devices.base import implement_contract
+from qnhw.errors import Busy, DeviceFault
+from qnhw.log import get_logger
+from qnhw.protocol.types import Timestamp
+from qnhw.runtime.server import DeviceServer
+
+IntArray = npt.NDArray[np.int64]
+
+
+def number(name: str, value: Any) -> float:
+    """``value`` as a finite float, else ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+            float(value)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def positive(name: str, value: Any, *, allow_inf: bool = False) -> float:
+    if allow_inf and isinstance(value, float) and value == math.inf:
+        return value
+    x = number(name, value)
+    if not x > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return x
+
+
+def nonnegative(name: str, value: Any) -> float:
+    x = number(name, value)
+    if x < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return x
+
+
+def probability(name: str, value: Any) -> float:
+    x = number(name, value)
+    if not 0.0 <= x <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return x
+
+
+def count(name: str, value: Any, minimum: int = 0, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        top = "" if maximum is None else f" and <= {maximum}"
+        raise ValueError(f"{name} must be >= {minimum}{top}, got {value}")
+    return value
+
+
+class Emulator:
+    """Base of the emulators in this package (module docstring)."""
+
+    CONTRACT: ClassVar[Contract]
+    KIND: ClassVar[str] = ""
+
+    def __init__(self, env: EmulatorEnv) -> None:
+        self.env = env
+        self.world: World | None = env.world if isinstance(env.world, World) else None
+        self.clock: LabClock = self.world.clock if self.world is not None else WallClock()
+        self.registry = self.world.registry if self.world is not None else QubitRegistry()
+        self.server: DeviceServer | None = None
+        self._fault: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._standalone_offset = 0 if self.world is not None else \
+            int(env.now_ps()) - self.clock.now_ps()
+        self._log = get_logger("emulator", device=env.name, contract=self.CONTRACT.name)
+
+    # --- time -----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.env.name
+
+    def lab_ps(self) -> int:
+        """Lab time now, integer ps."""
+        return self.clock.now_ps()
+
+    def to_domain(self, lab_ps: int) -> int:
+        """The device's clock reading (ps, its domain) at lab time ``lab_ps``."""
+        if self.world is not None:
+            return self.world.node_clock(self.world.node_of(self.name)).read(lab_ps)
+        return int(lab_ps) + self._standalone_offset
+
+    def to_domain_array(self, lab_ps: IntArray) -> IntArray:
+        if self.world is not None:
+            return self.world.node_clock(self.world.node_of(self.name)).read_array(lab_ps)
+        return np.asarray(lab_ps, dtype=np.int64) + self._standalone_offset
+
+    def to_lab(self, domain_ps: int) -> int:
+        """The lab time (ps) at which the device's clock reads ``domain_ps``."""
+        if self.world is not None:
+            return self.world.node_clock(self.world.node_of(self.name)).to_lab(domain_ps)
+        return int(domain_ps) - self._standalone_offset
+
+    def ts(self, lab_ps: int | None = None) -> Timestamp:
+        """A timestamp in the device's domain of lab time ``lab_ps`` (default: now)."""
+        return Timestamp(self.to_domain(self.lab_ps() if lab_ps is None else lab_ps),
+                         self.env.domain)
+
+    async def spend(self, seconds: float) -> None:
+        """The operation in progress takes ``seconds`` of lab time."""
+        if seconds > 0:
+            await self.clock.spend(seconds)
+
+    # --- faults ---------------------------------------------------------------------------
+
+    def set_fault(self, message: str | None) -> None:
+        """Inject a device fault (commands fail with :class:`qnhw.DeviceFault`) or clear it
+        with ``None``."""
+        self._fault = message
+
+    def check_fault(self) -> None:
+        if self._fault is not None:
+            raise DeviceFault(f"{self.name}: {self._fault}", {"fault": self._fault})
+
+    # --- streams and tasks ------------------------------------------------------------------
+
+    def publish_nowait(self, stream: str, payload: Any, ts_ps: int) -> bool:
+        """Publish if the server runs; ``False`` when a lossless subscriber is full (the
+        event is lost: callers count it)."""
+        if self.server is None:
+            return True
+        try:
+            self.server.publish_nowait(stream, payload, ts_ps)
+        except Busy:
+            return False
+        return True
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("background task failed", error=repr(task.exception()))
+
+    # --- server ---------------------------------------------------------------------------
+
+    @property
+    def features(self) -> list[str]:
+        """Optional contract features this emulator offers (default: all)."""
+        return list(self.CONTRACT.features)
+
+    def capabilities(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def build_server(self, address: str = "tcp://127.0.0.1:0", *,
+                     features: Sequence[str] | None = None, name: str | None = None,
+                     **server_opts: Any) -> DeviceServer:
+        """A (not yet started) :class:`DeviceServer`, clock ``env.now_ps`` in
+        ``env.domain``. ``features``: optional features to offer (default: all offered)."""
+        offered = self.features if features is None else list(features)
+        missing = [f for f in offered if f not in self.features]
+        if missing:
+            raise ValueError(f"features {missing} are not available on {self.name}")
+        server = DeviceServer(name or self.env.name, address, contract=self.CONTRACT,
+                              capabilities=self.capabilities(), clock=self.env.now_ps,
+                              clock_domain=self.env.domain, **server_opts)
+        implement_contract(server, self, features=offered)
+        self.server = server
+        return server
+
+    async def serve(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
+        """Build (if needed) and start the server; returns it. (Not ``start``: that is a
+        TimeTagger command.)"""
+        server = self.server if self.server is not None and not opts and \
+            address == "tcp://127.0.0.1:0" else self.build_server(address, **opts)
+        if self.world is None:
+            await self.clock.start()
+        await server.start()
+        self.attached()
+        return server
+
+    def attached(self) -> None:
+        """Called once the server runs (start background work here)."""
+
+    async def aclose(self) -> None:
+        """Stop background work (tasks, tickers); the server is left alone."""
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        if self.world is None:
+            await self.clock.stop()
+
+    async def shutdown(self) -> None:
+        """Stop background work and the server. (Not ``stop``: a TimeTagger command.)"""
+        await self.aclose()
+        if self.server is not None:
+            await self.server.stop()
+
+
+__all__ = ["Emulator", "count", "nonnegative", "number", "positive", "probability"]
