@@ -40,6 +40,7 @@ from qnhw.errors import (
     error_from_code,
 )
 from qnhw.log import get_logger
+from qnhw.protocol.codec import pack
 from qnhw.protocol.limits import DEFAULT_LIMITS, Limits
 from qnhw.protocol.messages import (
     Cancel,
@@ -52,7 +53,6 @@ from qnhw.protocol.messages import (
     Hello,
     Message,
     Reply,
-    Request,
     Welcome,
     decode_message,
     encode_message,
@@ -387,8 +387,14 @@ class Client:
         loop = self._loop
         assert link is not None and loop is not None
         rid = next(self._ids)
-        frames = encode_message(Request(rid, method, dict(params), max(1, int(t * 1e6))),
-                                oob=link.oob)
+        # the wire map of a Request (messages.to_wire), built directly on this hot path
+        wire = {"k": "req", "id": rid, "m": method,
+                "p": params if type(params) is dict else dict(params), "dl": max(1, int(t * 1e6))}
+        if link.oob:
+            frames: list[Any] = []
+            frames.insert(0, pack(wire, frames))
+        else:
+            frames = [pack(wire)]
         if len(frames) > 1 or len(frames[0]) > 65536:
             self._check_size(method, frames)
         fut: asyncio.Future[Any] = loop.create_future()
