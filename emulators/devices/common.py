@@ -20,11 +20,11 @@ import numpy as np
 import numpy.typing as npt
 
 from emulators.devices.env import EmulatorEnv
+from emulators.devices.serving import contract_server
 from emulators.lab.quantum import QubitRegistry
 from emulators.lab.time import LabClock, WallClock
 from emulators.lab.world import World
 from qnhw.contract.spec import Contract
-from qnhw.devices.base import implement_contract
 from qnhw.errors import Busy, DeviceFault
 from qnhw.log import get_logger
 from qnhw.protocol.types import Timestamp
@@ -178,16 +178,11 @@ class Emulator:
                      **server_opts: Any) -> DeviceServer:
         """A (not yet started) :class:`DeviceServer`, clock ``env.now_ps`` in
         ``env.domain``. ``features``: optional features to offer (default: all offered)."""
-        offered = self.features if features is None else list(features)
-        missing = [f for f in offered if f not in self.features]
-        if missing:
-            raise ValueError(f"features {missing} are not available on {self.name}")
-        server = DeviceServer(name or self.env.name, address, contract=self.CONTRACT,
-                              capabilities=self.capabilities(), clock=self.env.now_ps,
-                              clock_domain=self.env.domain, **server_opts)
-        implement_contract(server, self, features=offered)
-        self.server = server
-        return server
+        self.server = contract_server(
+            self, self.CONTRACT, name=name or self.env.name, address=address,
+            capabilities=self.capabilities(), available=self.features, features=features,
+            clock=self.env.now_ps, clock_domain=self.env.domain, **server_opts)
+        return self.server
 
     async def serve(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
         """Build (if needed) and start the server; returns it. (Not ``start``: that is a

@@ -65,12 +65,12 @@ import numpy as np
 import numpy.typing as npt
 
 from emulators.devices.env import EmulatorEnv
+from emulators.devices.serving import contract_server
 from emulators.physics import qpu as phys_qpu
 from emulators.physics.channels import multi_qubit_depolarizing_kraus, relaxation_kraus
 from emulators.physics.errors import PhysicsError
 from emulators.physics.gates import GATES
 from qnhw.devices import qpu as qpu_contract
-from qnhw.devices.base import implement_contract
 from qnhw.devices.qasm import DIRECTIVES, QELIB1_GATES, Instruction, Program, parse
 from qnhw.errors import BadParams, DeviceFault
 from qnhw.log import get_logger
@@ -926,18 +926,11 @@ class QPUEmulator:
         """A (not yet started) :class:`DeviceServer` for this emulator, clock ``env.now_ps``
         in ``env.domain``. ``features``: optional features to offer (default: all this
         emulator supports)."""
-        offered = self.features if features is None else list(features)
-        missing = [f for f in offered if f not in self.features]
-        if missing:
-            raise ValueError(f"features {missing} are not available on this QPU "
-                             f"(n_qubits {self.n_qubits} > live_register_qubits "
-                             f"{self.live_register_qubits})")
-        server = DeviceServer(name or self.env.name, address, contract=self.CONTRACT,
-                              capabilities=self.capabilities(), clock=self.env.now_ps,
-                              clock_domain=self.env.domain, **server_opts)
-        implement_contract(server, self, features=offered)
-        self.server = server
-        return server
+        self.server = contract_server(
+            self, self.CONTRACT, name=name or self.env.name, address=address,
+            capabilities=self.capabilities(), available=self.features, features=features,
+            clock=self.env.now_ps, clock_domain=self.env.domain, **server_opts)
+        return self.server
 
     async def start(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
         """Build and start the server; returns it (``server.address`` is bound)."""

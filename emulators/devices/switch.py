@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from emulators.devices.env import EmulatorEnv
+from emulators.devices.serving import contract_server
 from qnhw.devices import switch as switch_contract
-from qnhw.devices.base import implement_contract
 from qnhw.errors import BadParams, DeviceFault
 from qnhw.log import get_logger
 from qnhw.protocol.types import Timestamp
@@ -308,13 +308,12 @@ class SwitchEmulator:
                      **server_opts: Any) -> DeviceServer:
         """A (not yet started) :class:`DeviceServer`, clock ``env.now_ps`` in
         ``env.domain``. ``features`` default: all (``power_monitor``)."""
-        offered = list(self.CONTRACT.features) if features is None else list(features)
-        server = DeviceServer(name or self.env.name, address, contract=self.CONTRACT,
-                              capabilities=self.capabilities(), clock=self.env.now_ps,
-                              clock_domain=self.env.domain, **server_opts)
-        implement_contract(server, self, features=offered)
-        self.server = server
-        return server
+        self.server = contract_server(
+            self, self.CONTRACT, name=name or self.env.name, address=address,
+            capabilities=self.capabilities(), available=self.CONTRACT.features,
+            features=features, clock=self.env.now_ps, clock_domain=self.env.domain,
+            **server_opts)
+        return self.server
 
     async def start(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
         """Build and start the server; returns it."""

@@ -61,11 +61,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from emulators.devices.env import EmulatorEnv
+from emulators.devices.serving import contract_server
 from emulators.physics import fiber
 from emulators.physics.clocks import OscillatorModel
 from emulators.physics.profiles import profile
 from qnhw.devices import timing as timing_contract
-from qnhw.devices.base import implement_contract
 from qnhw.errors import BadParams, Busy, DeviceFault
 from qnhw.log import get_logger
 from qnhw.protocol.types import Timestamp
@@ -304,7 +304,7 @@ class PeerLink:
 class _CardServer(DeviceServer):
     """A DeviceServer that starts and stops the card's background tasks with itself."""
 
-    def __init__(self, card: TimingCardEmulator, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, card: TimingCardEmulator, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._card = card
 
@@ -897,13 +897,12 @@ class TimingCardEmulator:
         """A (not yet started) server whose clock is :meth:`domain_now_ps` in
         ``env.domain``; starting it starts PPS, stopping it cancels every background task.
         ``features`` default: all (``input_tags``)."""
-        offered = list(self.CONTRACT.features) if features is None else list(features)
-        server = _CardServer(self, name or self.env.name, address, contract=self.CONTRACT,
-                             capabilities=self.capabilities(), clock=self.domain_now_ps,
-                             clock_domain=self.domain, **server_opts)
-        implement_contract(server, self, features=offered)
-        self.server = server
-        return server
+        self.server = contract_server(
+            self, self.CONTRACT, name=name or self.env.name, address=address,
+            capabilities=self.capabilities(), available=self.CONTRACT.features,
+            features=features, clock=self.domain_now_ps, clock_domain=self.domain,
+            server_cls=_CardServer, card=self, **server_opts)
+        return self.server
 
     async def start(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
         """Build and start the server (and the PPS task); returns it."""
