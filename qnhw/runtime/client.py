@@ -56,6 +56,7 @@ from qnhw.protocol.messages import (
     Welcome,
     decode_message,
     encode_message,
+    peek_id,
 )
 from qnhw.protocol.version import FEATURES, PROTOCOL_VERSION, check_compatible
 from qnhw.runtime.auth import CurveClient, apply_client
@@ -277,7 +278,7 @@ class Client:
                 self._close_sockets()
                 self._state.set(ConnectionState.CLOSED)
                 return
-            except QnhwError as exc:
+            except Exception as exc:  # typed errors and transport errors alike: retry
                 self._close_sockets()
                 self._log.info("reconnect attempt failed", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
@@ -313,6 +314,9 @@ class Client:
             msg = decode_message(frames, self.limits)
         except ProtocolError as exc:
             self._log.warning("bad message from server", error=str(exc))
+            fut = self._pending.pop(peek_id(frames[0]) or 0, None) if frames else None
+            if fut is not None and not fut.done():  # the call it answers fails, typed, now
+                fut.set_exception(exc)
             return
         self._last_rx = time.monotonic()
         if isinstance(msg, Reply):

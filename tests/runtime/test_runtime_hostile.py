@@ -215,3 +215,18 @@ async def test_oversized_reply_becomes_too_large_error() -> None:
             assert info.value.code == ErrorCode.INTERNAL  # type: ignore[attr-defined]
             assert len(str(info.value)) < 5000
             assert await client.call("square", n=3) == 9
+
+
+async def test_reply_beyond_client_limits_fails_its_call_at_once() -> None:
+    import numpy as np
+
+    async with make_server() as srv:
+        # 150 kB: above the client's 100 kB limit, below ZeroMQ's hard cut (limit + 64 KiB)
+        srv.command("big")(lambda: np.zeros(150_000, dtype=np.uint8).tobytes())
+        async with Client(srv.address, limits=Limits(max_message=100_000)) as c:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            with pytest.raises(MessageTooLarge):
+                await c.call("big", timeout=5.0)
+            assert loop.time() - t0 < 2.0  # not a timeout: the undecodable reply is matched
+            assert await c.call("square", n=3) == 9
