@@ -217,7 +217,7 @@ def _check_tree(obj: Any, depth: int, limits: Limits) -> None:
 
 #: Ext hooks for single-frame messages, one per Limits (they reference no frames, so an
 #: out-of-band array in a single-frame message is refused as "missing frame").
-_INLINE_HOOKS: dict[Limits, Callable[[int, bytes], Any]] = {}
+_INLINE_HOOKS: dict[int, tuple[Limits, Callable[[int, bytes], Any]]] = {}  # by id(): no hash
 
 
 def unpack(data: Buffer, frames: Sequence[Buffer] = (), limits: Limits = DEFAULT_LIMITS) -> Any:
@@ -231,9 +231,14 @@ def unpack(data: Buffer, frames: Sequence[Buffer] = (), limits: Limits = DEFAULT
         raise MessageTooLarge(f"message of {len(data)} bytes exceeds {limits.max_message}")
     used: set[int] = set()
     if len(frames) <= 1:  # the common case: a single frame; its ext hook is built once
-        hook = _INLINE_HOOKS.get(limits)
-        if hook is None:
-            hook = _INLINE_HOOKS[limits] = _make_ext_hook((), used, limits)
+        cached = _INLINE_HOOKS.get(id(limits))
+        if cached is not None and cached[0] is limits:
+            hook = cached[1]
+        else:
+            hook = _make_ext_hook((), used, limits)
+            if len(_INLINE_HOOKS) >= 64:  # bounded: many Limits objects only cost a rebuild
+                _INLINE_HOOKS.clear()
+            _INLINE_HOOKS[id(limits)] = (limits, hook)
     else:
         hook = _make_ext_hook(frames, used, limits)
     try:

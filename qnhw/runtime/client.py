@@ -19,7 +19,7 @@ import contextlib
 import heapq
 import itertools
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import Any
 
 import zmq
@@ -368,11 +368,13 @@ class Client:
 
     # --- calls ----------------------------------------------------------------------------
 
-    async def call(self, method: str, /, *, timeout: float | None = None,
-                   **params: Any) -> Any:
-        """Call ``method`` with keyword ``params``: see :meth:`request` (which also takes a
-        parameter named ``timeout``)."""
-        return await self.request(method, params, timeout=timeout)
+    def call(self, method: str, /, *, timeout: float | None = None,
+             **params: Any) -> Coroutine[Any, Any, Any]:
+        """``await client.call(method, **params)``: call ``method`` with keyword ``params``.
+
+        Exactly :meth:`request` (returns its coroutine, saving a frame on the hot path); use
+        :meth:`request` for a parameter named ``timeout``."""
+        return self.request(method, params, timeout=timeout)
 
     async def request(self, method: str, params: Mapping[str, Any], /, *,
                       timeout: float | None = None) -> Any:
