@@ -169,6 +169,7 @@ class DeviceServer:
         self._streams: dict[str, StreamSpec] = {}
         self._seq: dict[str, int] = {}
         self._sessions: dict[bytes, _Session] = {}
+        self._drops: dict[bytes, int] = {}  # messages a peer's full queue refused, per peer
         self._router: LoopSocket | None = None
         self._pub: LoopSocket | None = None
         self._zap: ZapHandler | None = None
@@ -407,7 +408,11 @@ class DeviceServer:
             self._router.send([ident, *frames])
             return True
         except zmq.Again:
-            self._log.warning("client not reading; message dropped", peer=ident.hex())
+            # a client that stopped reading: log the 1st, 2nd, 4th, 8th, ... drop, not each
+            n = self._drops[ident] = self._drops.get(ident, 0) + 1
+            if n & (n - 1) == 0:
+                self._log.warning("client not reading; message not sent", peer=ident.hex(),
+                                  dropped=n)
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:
                 self._drop_session(ident)
@@ -479,6 +484,7 @@ class DeviceServer:
             {"max_message": self.limits.max_message, "max_frames": self.limits.max_frames})))
 
     def _drop_session(self, ident: bytes) -> None:
+        self._drops.pop(ident, None)
         session = self._sessions.pop(ident, None)
         if session is None:
             return
