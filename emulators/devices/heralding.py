@@ -12,6 +12,12 @@ Model (``docs/lab.md``; physics in :mod:`emulators.physics.heralding`):
   phase is random (rms ``unlocked_phase_noise``) and single-click heralds carry no
   entanglement; once locked the residual rms phase error is ``phase_noise`` and the phase
   sits at the setpoint.
+* Phase stabilization: the lock stabilizes the phase, and so does the station every
+  ``phase_stabilization_interval`` while locked (``inf``: only ``lock_phase`` does). Between
+  stabilizations the phase difference of the two arms drifts (a Wiener process with the sum
+  of the fibers' ``phase_diffusion``), so a single-click herald a time ``tau`` after the last
+  stabilization sees rms phase ``sqrt(phase_noise^2 + 2 D tau)`` (the world computes it;
+  stabilization itself is taken as instantaneous, without dead time).
 * Heralds come from the emitters at its inputs: memories' ``entangle`` batches (sampled by the
   world) and ``emit`` photons (evaluated one by one). Each herald is published on
   ``heralds`` at its lab time in the station's domain; ``statistics`` counts attempts and
@@ -47,7 +53,8 @@ class HeraldingStationEmulator(Emulator):
     Parameters (keywords; SI units): ``schemes`` (("single_click", "barrett_kok"));
     ``detection_efficiency`` (0.9); ``dark_count_rate`` (100 Hz); ``visibility`` (0.9);
     ``phase_noise`` (0.1 rad rms when locked); ``unlocked_phase_noise`` (50 rad: no phase
-    reference); ``lock_time`` (2e-3 s); ``max_attempt_rate`` (1e7 Hz); ``qnu_alpha`` (0.1:
+    reference); ``lock_time`` (2e-3 s); ``phase_stabilization_interval`` (1e-3 s; ``inf``:
+    only at ``lock_phase``); ``max_attempt_rate`` (1e7 Hz); ``qnu_alpha`` (0.1:
     bright population the QNUs prepare for attempts the station drives); the initial
     ``scheme`` ("single_click"), ``window`` (25e-9 s), ``window_offset`` (0 s),
     ``attempt_period`` (1e-6 s).
@@ -61,6 +68,7 @@ class HeraldingStationEmulator(Emulator):
                  detection_efficiency: float = 0.9, dark_count_rate: float = 100.0,
                  visibility: float = 0.9, phase_noise: float = 0.1,
                  unlocked_phase_noise: float = UNLOCKED, lock_time: float = 2e-3,
+                 phase_stabilization_interval: float = 1e-3,
                  max_attempt_rate: float = 1e7, qnu_alpha: float = 0.1,
                  scheme: str = "single_click",
                  window: float = 25e-9, window_offset: float = 0.0,
@@ -77,6 +85,8 @@ class HeraldingStationEmulator(Emulator):
         self.phase_noise = nonnegative("phase_noise", phase_noise)
         self.unlocked_phase_noise = nonnegative("unlocked_phase_noise", unlocked_phase_noise)
         self.lock_time = nonnegative("lock_time", lock_time)
+        self.phase_stabilization_interval = positive(
+            "phase_stabilization_interval", phase_stabilization_interval, allow_inf=True)
         self.max_attempt_rate = positive("max_attempt_rate", max_attempt_rate)
         self.qnu_alpha = probability("qnu_alpha", qnu_alpha)
         if scheme not in self.schemes:
@@ -88,6 +98,7 @@ class HeraldingStationEmulator(Emulator):
         if self.window + self.window_offset > self.attempt_period:
             raise ValueError("window + window_offset must fit in attempt_period")
         self.locked = False
+        self.locked_at_ps = 0
         self.setpoint = 0.0
         self.attempts = 0
         self.heralds = {"psi+": 0, "psi-": 0}
@@ -107,7 +118,9 @@ class HeraldingStationEmulator(Emulator):
         return StationModel(self.scheme, self.window, self.detection_efficiency,
                             self.dark_count_rate, self.visibility,
                             self.setpoint if self.locked else 0.0,
-                            self.phase_noise if self.locked else self.unlocked_phase_noise)
+                            self.phase_noise if self.locked else self.unlocked_phase_noise,
+                            self.phase_stabilization_interval,
+                            self.locked_at_ps / 1e12 if self.locked else None)
 
     def record_attempts(self, n: int) -> None:
         self.attempts += n
@@ -279,6 +292,7 @@ class HeraldingStationEmulator(Emulator):
         self.check_fault()
         await self.spend(self.lock_time)
         self.locked = True
+        self.locked_at_ps = self.lab_ps()
         self.setpoint = setpoint
         return {"phase_error": self.phase_noise, "locked": True}
 

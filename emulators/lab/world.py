@@ -39,6 +39,7 @@ from emulators.physics.heralding import (
     HeraldOutcomes,
     barrett_kok,
     click_instrument,
+    drifted_phase_sigma,
     single_click,
 )
 from emulators.physics.optics import lorentzian_overlap
@@ -68,12 +69,14 @@ class PortRef:
 @dataclass(frozen=True)
 class Path:
     """Where light from a port ends up: the far port (``None``: nowhere -- an open fiber,
-    an unrouted switch port), the power transmission, the delay and the switches crossed."""
+    an unrouted switch port), the power transmission, the delay, the switches crossed and
+    the phase diffusion of the fibers along it (their sum, rad^2/s)."""
 
     end: PortRef | None
     transmission: float = 0.0
     delay_ps: int = 0
     via: tuple[str, ...] = ()
+    phase_diffusion: float = 0.0
 
 
 @runtime_checkable
@@ -96,11 +99,40 @@ class StationModel:
     visibility: float
     phase_mean: float
     phase_sigma: float
+    #: seconds between phase stabilizations while locked (``inf``: only at ``lock_phase``)
+    phase_stabilization_interval_s: float = math.inf
+    #: lab time (s) of the last lock (``None``: not locked, no phase reference)
+    stabilized_at_s: float | None = None
 
     @property
     def dark_count_probability(self) -> float:
         """Probability of a dark count per detector per detection window."""
         return -math.expm1(-self.dark_count_rate_hz * self.window_s)
+
+    def phase_sigma_at(self, t_s: float, diffusion: float) -> float:
+        """rms interferometer phase at lab time ``t_s`` for arms of total phase diffusion
+        ``diffusion`` (rad^2/s): see :func:`residual_phase_sigma`."""
+        return residual_phase_sigma(self.phase_sigma, diffusion, t_s, self.stabilized_at_s,
+                                    self.phase_stabilization_interval_s)
+
+
+def residual_phase_sigma(phase_sigma: float, diffusion: float, t_s: float,
+                         stabilized_at_s: float | None, interval_s: float) -> float:
+    """rms phase of the two-arm interferometer at lab time ``t_s``.
+
+    The phase difference of the arms is a Wiener process of diffusion ``diffusion`` (the sum
+    of both arms' fiber ``phase_diffusion``); a stabilization at ``stabilized_at_s`` (the lock)
+    and then every ``interval_s`` resets it to the residual error ``phase_sigma``. At ``t_s``
+    the variance is ``phase_sigma^2 + 2 D tau`` with ``tau`` the time since the last
+    stabilization (:func:`emulators.physics.heralding.drifted_phase_sigma`). Unlocked
+    (``stabilized_at_s is None``) the phase is already random: ``phase_sigma`` unchanged.
+    """
+    if diffusion <= 0.0 or stabilized_at_s is None:
+        return phase_sigma
+    tau = max(0.0, t_s - stabilized_at_s)
+    if math.isfinite(interval_s):
+        tau = math.fmod(tau, interval_s)
+    return drifted_phase_sigma(phase_sigma, diffusion, tau)
 
 
 class Station(Protocol):
@@ -131,7 +163,12 @@ class LinkParameters:
     ``eta_a``/``eta_b``: detection probability of a photon from each side (collection x
     fibers x switches x detector); ``delay_a_ps``/``delay_b_ps``: one-way delay from each
     emitter to the station; ``a``/``b``: the two emitter devices (sorted by name, the tensor
-    order of heralded states).
+    order of heralded states). ``phase_sigma`` is the station's residual rms phase right
+    after a stabilization; ``phase_diffusion`` the diffusion of the arms' phase difference
+    (sum of both paths' fiber ``phase_diffusion``, rad^2/s), which grows the rms phase between
+    stabilizations (``stabilized_at``: lab s of the lock, ``None`` unlocked;
+    ``phase_stabilization_interval``: s, ``inf`` = only at the lock) -- single click only:
+    Barrett-Kok is insensitive to it to first order (the phase cancels between its two rounds).
     """
 
     station: str
@@ -146,6 +183,14 @@ class LinkParameters:
     dark_count_probability: float
     delay_a_ps: int
     delay_b_ps: int
+    phase_diffusion: float = 0.0
+    phase_stabilization_interval: float = math.inf
+    stabilized_at: float | None = None
+
+    def phase_sigma_at(self, t_s: float) -> float:
+        """rms interferometer phase for photons meeting at the station at lab time ``t_s``."""
+        return residual_phase_sigma(self.phase_sigma, self.phase_diffusion, t_s,
+                                    self.stabilized_at, self.phase_stabilization_interval)
 
     @property
     def herald_delay_s(self) -> tuple[float, float]:
@@ -154,14 +199,19 @@ class LinkParameters:
         d = max(self.delay_a_ps, self.delay_b_ps)
         return (d + self.delay_a_ps) * 1e-12, (d + self.delay_b_ps) * 1e-12
 
-    def outcomes(self, alpha_a: float, alpha_b: float | None = None) -> HeraldOutcomes:
-        """The heralding outcomes (probabilities and states) of one attempt."""
+    def outcomes(self, alpha_a: float, alpha_b: float | None = None, *,
+                 at_s: float | None = None) -> HeraldOutcomes:
+        """The heralding outcomes (probabilities and states) of one attempt; ``at_s``: lab
+        time (s) its photons meet at the station, for the phase drift since the last
+        stabilization (``None``: the residual phase noise alone). The probabilities do not
+        depend on the phase, only the states' coherence does."""
         if self.scheme == "barrett_kok":
             return barrett_kok(self.eta_a, self.eta_b, visibility=self.visibility,
                                dark_count_probability=self.dark_count_probability)
+        sigma = self.phase_sigma if at_s is None else self.phase_sigma_at(at_s)
         return single_click(alpha_a, self.eta_a, self.eta_b, alpha_b=alpha_b,
                             visibility=self.visibility, phase_mean=self.phase_mean,
-                            phase_sigma=self.phase_sigma,
+                            phase_sigma=sigma,
                             dark_count_probability=self.dark_count_probability)
 
 
@@ -212,6 +262,7 @@ class _Photon:
     arrival_ps: int
     eta: float
     timer: Timer | None = None
+    phase_diffusion: float = 0.0
 
 
 @dataclass
@@ -306,7 +357,7 @@ class World:
 
     def trace(self, port: PortRef) -> Path:
         """Follow light leaving ``port`` to where it ends now (see :class:`Path`)."""
-        trans, delay = 1.0, 0
+        trans, delay, diffusion = 1.0, 0, 0.0
         via: list[str] = []
         cur = port
         for _ in range(MAX_HOPS):
@@ -316,9 +367,10 @@ class World:
             other, fiber = link
             trans *= fiber.transmission
             delay += fiber.delay_ps
+            diffusion += fiber.phase_diffusion_rad2_per_s
             router = self._router(other.device)
             if router is None:
-                return Path(other, trans, delay, tuple(via))
+                return Path(other, trans, delay, tuple(via), diffusion)
             nxt = _through_switch(router, other.port)
             if nxt is None:
                 return Path(None, 0.0, delay, tuple(via))
@@ -444,7 +496,10 @@ class World:
             eta_b=eb.collection_efficiency * pb.transmission * det,
             visibility=model.visibility * float(overlap), phase_mean=model.phase_mean,
             phase_sigma=model.phase_sigma, dark_count_probability=pd,
-            delay_a_ps=pa.delay_ps, delay_b_ps=pb.delay_ps)
+            delay_a_ps=pa.delay_ps, delay_b_ps=pb.delay_ps,
+            phase_diffusion=pa.phase_diffusion + pb.phase_diffusion,
+            phase_stabilization_interval=model.phase_stabilization_interval_s,
+            stabilized_at=model.stabilized_at_s)
 
     async def entangle(self, device: str, qubit: Qubit, remote: str, attempts: int,
                        period_s: float, start_ps: int, alpha: float,
@@ -521,6 +576,8 @@ class World:
             j = _pick(rng, outcomes)
             label = outcomes.labels[j]
             bell, detectors = HERALD_LABELS[label]
+            if link.phase_diffusion > 0.0:  # the phase drifted since the last stabilization
+                outcomes = link.outcomes(a.alpha, b.alpha, at_s=t_arr / 1e12)
             self.registry.set_joint([a.qubit, b.qubit], outcomes.states[j], t_emit)
             self.clock.call_at(t_arr, _record(station, k, label, detectors, t_arr))
             for r, delay in ((a, link.delay_a_ps), (b, link.delay_b_ps)):
@@ -577,7 +634,8 @@ class World:
                     t_emit_ps: int) -> tuple[str, list[int]]:
         """Leave the two QPUs' communication qubits in heralded outcome ``index`` (emitted
         at ``t_emit_ps``); returns the Bell state and the detectors that clicked."""
-        outcomes = link.outcomes(alpha, alpha)
+        t_arr = t_emit_ps + max(link.delay_a_ps, link.delay_b_ps)
+        outcomes = link.outcomes(alpha, alpha, at_s=t_arr / 1e12)
         ea, eb = self.emitters[link.a], self.emitters[link.b]
         self.registry.set_joint([ea.registry_qubit(), eb.registry_qubit()],
                                 outcomes.states[index], t_emit_ps)
@@ -609,7 +667,9 @@ class World:
             eta = emitter.collection_efficiency * path.transmission * \
                 model.detection_efficiency
             self._photon_at_station(path.end, _Photon(device, qubit, path.end.port,
-                                                      lab_ps + path.delay_ps, eta), model)
+                                                      lab_ps + path.delay_ps, eta,
+                                                      phase_diffusion=path.phase_diffusion),
+                                    model)
             return
         # not at a station: the photon leaves into the fiber with probability c (bright)
         c = emitter.collection_efficiency
@@ -649,12 +709,12 @@ class World:
         a, b = (p1, p2) if p1.device < p2.device else (p2, p1)
         now = self.clock.now_ps()
         rho = self.registry.density([a.qubit, b.qubit], now)
+        sigma = model.phase_sigma_at(max(a.arrival_ps, b.arrival_ps) / 1e12,
+                                     a.phase_diffusion + b.phase_diffusion)
         plus = click_instrument(1, a.eta, b.eta, model.visibility,
-                                model.dark_count_probability, model.phase_mean,
-                                model.phase_sigma)
+                                model.dark_count_probability, model.phase_mean, sigma)
         minus = click_instrument(-1, a.eta, b.eta, model.visibility,
-                                 model.dark_count_probability, model.phase_mean,
-                                 model.phase_sigma)
+                                 model.dark_count_probability, model.phase_mean, sigma)
         none = np.diag(1.0 - np.real(np.diag(plus)) - np.real(np.diag(minus))
                        ).astype(np.complex128)
         self._apply_instrument(station_name, [a.qubit, b.qubit], rho, [plus, minus, none],
@@ -746,4 +806,5 @@ def parse_port(spec: str, default_port: str | None = None) -> PortRef:
 
 
 __all__ = ["HERALD_LABELS", "MAX_HOPS", "EmitterModel", "EntangleOutcome", "LinkParameters",
-           "Path", "PortRef", "Router", "Station", "StationModel", "World", "parse_port"]
+           "Path", "PortRef", "Router", "Station", "StationModel", "World", "parse_port",
+           "residual_phase_sigma"]

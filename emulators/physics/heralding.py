@@ -61,6 +61,7 @@ __all__ = [
     "barrett_kok",
     "barrett_kok_probability",
     "click_instrument",
+    "drifted_phase_sigma",
     "single_click",
     "single_click_probability",
 ]
@@ -82,6 +83,25 @@ def barrett_kok_probability(eta_a: float, eta_b: float | None = None) -> float:
     ea = v.probability("eta_a", eta_a)
     eb = ea if eta_b is None else v.probability("eta_b", eta_b)
     return ea * eb / 2.0
+
+
+def drifted_phase_sigma(
+    phase_sigma: float, diffusion_rad2_per_s: float, time_since_stabilization_s: float
+) -> float:
+    """rms phase ``sqrt(sigma0^2 + 2 D tau)`` of an interferometer stabilized ``tau`` ago.
+
+    ``sigma0``: residual rms error right after stabilization; ``D``: phase diffusion of the
+    optical phase *difference* of the two arms (the sum of the arms' diffusions, rad^2/s);
+    the difference is a Wiener process (:func:`emulators.physics.fiber.sample_phase_drift`),
+    so its variance grows by ``2 D tau``. Averaged over that Gaussian phase, the single-click
+    coherence is multiplied by ``exp(-sigma^2 / 2)``.
+    """
+    s0 = v.nonnegative("phase_sigma", phase_sigma)
+    d = v.nonnegative("diffusion_rad2_per_s", diffusion_rad2_per_s)
+    tau = v.nonnegative("time_since_stabilization_s", time_since_stabilization_s)
+    if d == 0.0 or tau == 0.0:
+        return s0
+    return math.sqrt(s0 * s0 + 2.0 * d * tau)
 
 
 def click_instrument(
