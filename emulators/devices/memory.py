@@ -166,7 +166,7 @@ class QuantumMemoryEmulator(Emulator):
     # --- world hooks ----------------------------------------------------------------------
 
     def emitter_model(self) -> EmitterModel:
-        return EmitterModel(self.collection_efficiency, self.optical_lifetime)
+        return EmitterModel(self.collection_efficiency, self.optical_lifetime, self.wavelength)
 
     @property
     def neighbours(self) -> list[str]:

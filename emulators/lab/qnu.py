@@ -139,7 +139,9 @@ class TransducerEmitter:
     def emitter_model(self) -> EmitterModel:
         eta = float(self.transducer.conversion_probability()) if self._on() else 0.0
         bandwidth = float(getattr(self.transducer, "bandwidth", 10e6))
-        return EmitterModel(min(max(eta, 0.0), 1.0), 1.0 / (2 * math.pi * bandwidth))
+        wavelength = float(getattr(self.transducer, "optical_wavelength", 1550e-9))
+        return EmitterModel(min(max(eta, 0.0), 1.0), 1.0 / (2 * math.pi * bandwidth),
+                            wavelength)
 
     def noise_probability(self) -> float:
         """Probability that an attempt carries at least one noise photon."""

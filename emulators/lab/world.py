@@ -17,7 +17,9 @@ Devices are coupled only through the :class:`World` (``env.world``):
   (geometric), never looped, with the heralding probability and the heralded two-memory state
   that :mod:`emulators.physics.heralding` computes from the parameters along both paths
   (emitter collection efficiency, fiber and switch transmission, detector efficiency and dark
-  counts, two-photon visibility, interferometer phase noise). Single ``emit`` photons meeting
+  counts, two-photon visibility, interferometer phase noise, and light of other switch inputs
+  leaking into an arm by the switch's crosstalk, counted like dark counts:
+  :func:`crosstalk_click_probability`). Single ``emit`` photons meeting
   at a station are evaluated one by one with the same measurement operators
   (:meth:`World.emit`).
 """
@@ -54,6 +56,10 @@ ComplexArray = npt.NDArray[np.complex128]
 #: Hops (fibers plus switches) a trace follows before it gives up (a loop of fibers).
 MAX_HOPS = 32
 
+#: Planck constant (J s) and speed of light (m/s), for the photon energy of leaked light.
+PLANCK = 6.62607015e-34
+SPEED_OF_LIGHT = 299_792_458.0
+
 
 @dataclass(frozen=True, order=True)
 class PortRef:
@@ -70,13 +76,16 @@ class PortRef:
 class Path:
     """Where light from a port ends up: the far port (``None``: nowhere -- an open fiber,
     an unrouted switch port), the power transmission, the delay, the switches crossed and
-    the phase diffusion of the fibers along it (their sum, rad^2/s)."""
+    the phase diffusion of the fibers along it (their sum, rad^2/s). ``crossings``: per switch
+    crossed from an input to an output (the direction light of an emitter takes to a station),
+    ``(switch, input, output, transmission from the start through that output)``."""
 
     end: PortRef | None
     transmission: float = 0.0
     delay_ps: int = 0
     via: tuple[str, ...] = ()
     phase_diffusion: float = 0.0
+    crossings: tuple[tuple[str, int, int, float], ...] = ()
 
 
 @runtime_checkable
@@ -135,6 +144,17 @@ def residual_phase_sigma(phase_sigma: float, diffusion: float, t_s: float,
     return drifted_phase_sigma(phase_sigma, diffusion, tau)
 
 
+def crosstalk_click_probability(photons: float, detection_efficiency: float) -> float:
+    """Probability that one of the station's two detectors clicks in a window on leaked light
+    of mean ``photons`` per window at the station (both arms' sum): the light is incoherent
+    with the emitters' photons (Poissonian), the beam splitter sends half of it to each
+    detector, so ``1 - exp(-photons * detection_efficiency / 2)``. It enters the physics core
+    like a dark count: ``p_dark' = 1 - (1 - p_dark)(1 - this)``."""
+    if photons <= 0.0:
+        return 0.0
+    return -math.expm1(-photons * detection_efficiency / 2)
+
+
 class Station(Protocol):
     """What the world needs of a heralding station emulator."""
 
@@ -150,6 +170,8 @@ class EmitterModel:
 
     collection_efficiency: float
     optical_lifetime_s: float
+    #: wavelength of its photons (m): the photon energy of in-band light leaking into its arm
+    wavelength_m: float = 1550e-9
 
 
 class Emitter(Protocol):
@@ -169,6 +191,9 @@ class LinkParameters:
     stabilizations (``stabilized_at``: lab s of the lock, ``None`` unlocked;
     ``phase_stabilization_interval``: s, ``inf`` = only at the lock) -- single click only:
     Barrett-Kok is insensitive to it to first order (the phase cancels between its two rounds).
+    ``crosstalk_probability``: probability per detector per window of a click from light of
+    other switch inputs leaking into the arms (:func:`crosstalk_click_probability`); it is
+    already part of ``dark_count_probability``.
     """
 
     station: str
@@ -186,6 +211,7 @@ class LinkParameters:
     phase_diffusion: float = 0.0
     phase_stabilization_interval: float = math.inf
     stabilized_at: float | None = None
+    crosstalk_probability: float = 0.0
 
     def phase_sigma_at(self, t_s: float) -> float:
         """rms interferometer phase for photons meeting at the station at lab time ``t_s``."""
@@ -359,6 +385,7 @@ class World:
         """Follow light leaving ``port`` to where it ends now (see :class:`Path`)."""
         trans, delay, diffusion = 1.0, 0, 0.0
         via: list[str] = []
+        crossings: list[tuple[str, int, int, float]] = []
         cur = port
         for _ in range(MAX_HOPS):
             link = self._fibers.get(cur)
@@ -370,13 +397,15 @@ class World:
             diffusion += fiber.phase_diffusion_rad2_per_s
             router = self._router(other.device)
             if router is None:
-                return Path(other, trans, delay, tuple(via), diffusion)
+                return Path(other, trans, delay, tuple(via), diffusion, tuple(crossings))
             nxt = _through_switch(router, other.port)
             if nxt is None:
                 return Path(None, 0.0, delay, tuple(via))
             (i, o), out_port = nxt
             trans *= router.transmission(i, o)
             via.append(other.device)
+            if out_port.startswith("out"):
+                crossings.append((other.device, i, o, trans))
             cur = PortRef(other.device, out_port)
         return Path(None, 0.0, delay, tuple(via))
 
@@ -489,7 +518,12 @@ class World:
         # noise photons (transducers) click like dark counts; each detector gets half of them
         noise_a = self._noise(device_a) * pa.transmission * det / 2
         noise_b = self._noise(device_b) * pb.transmission * det / 2
-        pd = 1 - (1 - model.dark_count_probability) * (1 - noise_a) * (1 - noise_b)
+        # light of other switch inputs leaking into either arm: clicks like dark counts
+        own = {(sw, i) for path in (pa, pb) for sw, i, _, _ in path.crossings}
+        xt_a = self._crosstalk_photons(pa, own, ea.wavelength_m, model.window_s)
+        xt_b = self._crosstalk_photons(pb, own, eb.wavelength_m, model.window_s)
+        xt = crosstalk_click_probability(xt_a + xt_b, det)
+        pd = 1 - (1 - model.dark_count_probability) * (1 - noise_a) * (1 - noise_b) * (1 - xt)
         return LinkParameters(
             station=station_name, a=device_a, b=device_b, scheme=model.scheme,
             eta_a=ea.collection_efficiency * pa.transmission * det,
@@ -499,7 +533,31 @@ class World:
             delay_a_ps=pa.delay_ps, delay_b_ps=pb.delay_ps,
             phase_diffusion=pa.phase_diffusion + pb.phase_diffusion,
             phase_stabilization_interval=model.phase_stabilization_interval_s,
-            stabilized_at=model.stabilized_at_s)
+            stabilized_at=model.stabilized_at_s, crosstalk_probability=xt)
+
+    def _crosstalk_photons(self, path: Path, own: set[tuple[str, int]], wavelength_m: float,
+                           window_s: float) -> float:
+        """Mean number of leaked photons per detection window at the end of ``path``: at
+        every switch it crosses (route ``i -> o``), each other input ``k`` -- not one of the
+        link's own arms (``own``: ``(switch, input)``) -- leaks its power (the switch's
+        ``input_power(k)``, W, taken as in-band light at ``wavelength_m``) times
+        ``transmission(k, o)`` (the crosstalk ``10^(crosstalk/10)``) into ``o``, which then
+        travels the rest of the path to the station."""
+        if path.end is None or path.transmission <= 0.0:
+            return 0.0
+        watts = 0.0
+        for sw, _, o, through in path.crossings:
+            router = self._router(sw)
+            power = getattr(router, "input_power", None)
+            if router is None or not callable(power) or through <= 0.0:
+                continue
+            n_in = int(getattr(router, "inputs", 0))
+            leaked = sum(float(power(k)) * router.transmission(k, o)
+                         for k in range(1, n_in + 1) if (sw, k) not in own)
+            watts += leaked * path.transmission / through
+        if watts <= 0.0:
+            return 0.0
+        return watts * window_s * wavelength_m / (PLANCK * SPEED_OF_LIGHT)
 
     async def entangle(self, device: str, qubit: Qubit, remote: str, attempts: int,
                        period_s: float, start_ps: int, alpha: float,
@@ -806,5 +864,5 @@ def parse_port(spec: str, default_port: str | None = None) -> PortRef:
 
 
 __all__ = ["HERALD_LABELS", "MAX_HOPS", "EmitterModel", "EntangleOutcome", "LinkParameters",
-           "Path", "PortRef", "Router", "Station", "StationModel", "World", "parse_port",
-           "residual_phase_sigma"]
+           "Path", "PortRef", "Router", "Station", "StationModel", "World",
+           "crosstalk_click_probability", "parse_port", "residual_phase_sigma"]
