@@ -38,6 +38,7 @@ from qnhw.runtime.auth import CurveServer
 from qnhw.runtime.client import Client
 from qnhw.runtime.server import DeviceServer
 from qnhw.runtime.streams import StreamEvent
+from qnhw.runtime.tasks import BackgroundTasks
 
 _PARAM_KEYS = frozenset(f.name for f in dataclasses.fields(Param))
 _FIELD_KEYS = frozenset(f.name for f in dataclasses.fields(Field))
@@ -167,9 +168,9 @@ class SerialBridge:
         self.server: _BridgeServer | None = None
         self.description: dict[str, Any] = {}
         self.clock = _DeviceClock()
-        self._tasks: list[asyncio.Task[None]] = []
         self._stream_names: list[str] = []
         self._log = get_logger("bridge", upstream=self.serial)
+        self._tasks = BackgroundTasks(self._log)
 
     @property
     def address(self) -> str:
@@ -201,21 +202,14 @@ class SerialBridge:
             await self.stop()
             raise
         for name in self._stream_names:
-            self._tasks.append(asyncio.get_running_loop().create_task(
-                self._pump(name), name=f"bridge-pump-{name}"))
-        self._tasks.append(asyncio.get_running_loop().create_task(
-            self._watch(), name="bridge-watch"))
+            self._tasks.spawn(self._pump(name), name=f"bridge-pump-{name}")
+        self._tasks.spawn(self._watch(), name="bridge-watch")
         self._log.info("bridging", device=self.server.name, endpoint=self.server.address,
                        pub=self.server.pub_address)
 
     async def stop(self) -> None:
         """Stop serving and close the serial side. Idempotent."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.cancel_all()
         if self.server is not None:
             await self.server.stop()
         if self.client is not None:

@@ -11,7 +11,6 @@ qubit registry), so every emulator also works alone -- against the conformance k
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections.abc import Coroutine, Sequence
 from typing import Any, ClassVar
@@ -29,6 +28,7 @@ from qnhw.errors import Busy, DeviceFault
 from qnhw.log import get_logger
 from qnhw.protocol.types import Timestamp
 from qnhw.runtime.server import DeviceServer
+from qnhw.runtime.tasks import BackgroundTasks
 
 IntArray = npt.NDArray[np.int64]
 
@@ -86,10 +86,10 @@ class Emulator:
         self.registry = self.world.registry if self.world is not None else QubitRegistry()
         self.server: DeviceServer | None = None
         self._fault: str | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._standalone_offset = 0 if self.world is not None else \
             int(env.now_ps()) - self.clock.now_ps()
         self._log = get_logger("emulator", device=env.name, contract=self.CONTRACT.name)
+        self._tasks = BackgroundTasks(self._log)
 
     # --- time -----------------------------------------------------------------------------
 
@@ -153,15 +153,8 @@ class Emulator:
         return True
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._log.error("background task failed", error=repr(task.exception()))
+        """Run ``coro`` as a background task of this device (cancelled by :meth:`aclose`)."""
+        return self._tasks.spawn(coro)
 
     # --- server ---------------------------------------------------------------------------
 
@@ -200,13 +193,7 @@ class Emulator:
 
     async def aclose(self) -> None:
         """Stop background work (tasks, tickers); the server is left alone."""
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks.clear()
+        await self._tasks.cancel_all()
         if self.world is None:
             await self.clock.stop()
 

@@ -54,7 +54,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,6 +70,7 @@ from qnhw.errors import BadParams, Busy, DeviceFault
 from qnhw.log import get_logger
 from qnhw.protocol.types import Timestamp
 from qnhw.runtime.server import DeviceServer
+from qnhw.runtime.tasks import BackgroundTasks
 
 __all__ = ["DomainClock", "OscillatorClock", "OscillatorDomain", "PeerClock", "PeerLink",
            "TimingCardEmulator", "VirtualPeer", "oscillator_model", "start_timing_card"]
@@ -401,13 +402,13 @@ class TimingCardEmulator:
         self._next_id = 0
         self.enabled_inputs: dict[int, str] = {}
         self._listeners: list[TriggerListener] = []
-        self._tasks: set[asyncio.Task[None]] = set()
         self._pps: asyncio.Task[None] | None = None
         self._servo: asyncio.Task[None] | None = None
         self._stepped = asyncio.Event()
         self._fault: str | None = None
         self.server: DeviceServer | None = None
         self._log = get_logger("emulator", device=env.name, contract="TimingCard")
+        self._tasks = BackgroundTasks(self._log)
 
     # --- construction helpers -------------------------------------------------------------
 
@@ -524,17 +525,6 @@ class TimingCardEmulator:
         if self._fault is not None:
             raise DeviceFault(f"{self.env.name}: {self._fault}", {"fault": self._fault})
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._log.error("background task failed", error=repr(task.exception()))
-
     async def _sleep_or_step(self, seconds: float) -> None:
         """Let ``seconds`` of lab time pass, or less if the clock is stepped meanwhile."""
         stepped = self._stepped
@@ -573,17 +563,11 @@ class TimingCardEmulator:
 
     def _start_background(self) -> None:
         if self._pps is None or self._pps.done():
-            self._pps = self._spawn(self._pps_loop())
+            self._pps = self._tasks.spawn(self._pps_loop())
 
     async def aclose(self) -> None:
         """Cancel every background task (PPS, triggers, servo) and wait for them."""
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks.clear()
+        await self._tasks.cancel_all()
         self._trigger_tasks.clear()
         self.triggers.clear()
         self._pps = self._servo = None
@@ -750,7 +734,7 @@ class TimingCardEmulator:
                 return await self._measure_peer(peer)
 
             await self._servo_step(measure, integrate=False)
-            self._servo = self._spawn(self._servo_loop(measure))
+            self._servo = self._tasks.spawn(self._servo_loop(measure))
         elif mode == "grandmaster":
             lab_ps = _lab_ps(self.env.lab_now())
             self._ref_phase_ps = self.domain_now_ps() - lab_ps
@@ -758,7 +742,7 @@ class TimingCardEmulator:
             own = self.clock.frequency(lab_ps) - self._freq
             self._set_frequency(-own)
             self._servo_locked = True
-            self._servo = self._spawn(self._servo_loop(self._measure_reference))
+            self._servo = self._tasks.spawn(self._servo_loop(self._measure_reference))
         self._log.info("mode set", mode=mode, peer=peer)
 
     def schedule_trigger(self, at: int, channel: int, width: float = 1e-6,
@@ -779,7 +763,7 @@ class TimingCardEmulator:
         self._next_id += 1
         self.triggers[tid] = {"trigger_id": tid, "channel": channel, "at": int(at),
                               "width": float(width), "period": period, "remaining": count}
-        self._trigger_tasks[tid] = self._spawn(self._fire(tid))
+        self._trigger_tasks[tid] = self._tasks.spawn(self._fire(tid))
         return {"trigger_id": tid}
 
     def cancel_trigger(self, trigger_id: int) -> None:

@@ -37,6 +37,7 @@ from qnhw.contract.spec import Command, Contract
 from qnhw.devices import CONTRACTS, Connecting, Driver, driver_for
 from qnhw.log import get_logger
 from qnhw.runtime.server import DeviceServer
+from qnhw.runtime.tasks import BackgroundTasks
 
 from .clocks import CardClock, NodeClock
 from .config import KINDS, ConfigError, DeviceConfig, LabConfig, load_config, parse_config
@@ -110,6 +111,7 @@ class Lab:
             config.seed = seed
         self.instance = next(_instances)
         self._log = get_logger("lab", lab=config.name)
+        self._tasks = BackgroundTasks(self._log)
         self.clock: LabClock = make_clock(config.time, tick=config.tick,  # type: ignore[arg-type]
                                           idle_advance=config.idle_advance)
         self.world = World(self.clock, config.seed, max_cluster=config.max_cluster)
@@ -117,7 +119,6 @@ class Lab:
         self.faults = FaultInjector(self)
         self.admin_server: DeviceServer | None = None
         self.admin_address = ""
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._ipc_dir: str | None = None
         self._own_ipc_dir = False
         self.started = False
@@ -430,8 +431,7 @@ class Lab:
 
     def track(self, task: asyncio.Task[Any]) -> None:
         """Keep a lab-owned task until it ends (cancelled on stop)."""
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.track(task)
 
     async def stop(self) -> None:
         """Stop every endpoint and background task; close every socket."""
@@ -439,11 +439,7 @@ class Lab:
             return
         self.started = False
         await self.faults.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.cancel_all()
         if self.admin_server is not None:
             await self.admin_server.stop()
             self.admin_server = None

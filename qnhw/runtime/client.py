@@ -62,6 +62,7 @@ from qnhw.protocol.version import FEATURES, PROTOCOL_VERSION, check_compatible
 from qnhw.runtime.auth import CurveClient, apply_client
 from qnhw.runtime.state import ConnectionState, StateCell
 from qnhw.runtime.streams import StreamMode, Subscription
+from qnhw.runtime.tasks import BackgroundTasks
 from qnhw.transport.link import Link, LinkOptions, open_link
 from qnhw.transport.zmq_loop import LoopSocket
 
@@ -110,13 +111,12 @@ class Client:
         self._deadlines: list[tuple[float, int, str, float]] = []
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._deadline_at = 0.0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._reconnecting: asyncio.Task[None] | None = None
         self._fatal: QnhwError | None = None
         self._closed = False
         self.welcome: Welcome | None = None
         self.reconnects = 0
         self._log = get_logger("client", endpoint=address, client=name or None)
+        self._tasks = BackgroundTasks(self._log)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- state ----------------------------------------------------------------------------
@@ -156,7 +156,7 @@ class Client:
             self._close_sockets()
             self._state.set(ConnectionState.CLOSED)
             raise
-        self._spawn(self._supervise())
+        self._tasks.spawn(self._supervise())
         return self
 
     async def close(self) -> None:
@@ -174,11 +174,7 @@ class Client:
             self._deadline_timer.cancel()
             self._deadline_timer = None
         self._deadlines.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.cancel_all()
         for sub in list(self._subs.values()):
             sub._terminate()
         self._subs.clear()
@@ -191,12 +187,6 @@ class Client:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    def _spawn(self, coro: Any) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     def _close_sockets(self) -> None:
         if self._link is not None:
@@ -265,7 +255,7 @@ class Client:
                 sub._terminate()
             return
         self._state.set(ConnectionState.RECONNECTING)
-        self._reconnecting = self._spawn(self._reconnect_loop())
+        self._tasks.spawn(self._reconnect_loop())
 
     async def _reconnect_loop(self) -> None:
         delay = 0.05
@@ -569,7 +559,7 @@ class Client:
             if new_server:
                 sub._restarted(None)
             if sub.mode is StreamMode.LOSSLESS or inline:
-                self._spawn(self._resubscribe(sub))
+                self._tasks.spawn(self._resubscribe(sub))
 
     async def _resubscribe(self, sub: Subscription) -> None:
         try:

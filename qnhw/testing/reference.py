@@ -51,6 +51,7 @@ from qnhw.errors import BadParams, Busy, DeviceFault
 from qnhw.log import get_logger
 from qnhw.protocol.types import Timestamp
 from qnhw.runtime.server import DeviceServer, host_clock_ps
+from qnhw.runtime.tasks import BackgroundTasks
 
 _BATCH_S = 0.01  # period of background stream batches, seconds
 
@@ -66,8 +67,8 @@ class ReferenceDevice:
     def __init__(self, *, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
         self._server: DeviceServer | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._log = get_logger("reference", contract=self.CONTRACT.name)
+        self._tasks = BackgroundTasks(self._log)
 
     def default_capabilities(self) -> dict[str, Any]:
         """The capability map this reference device declares."""
@@ -98,25 +99,12 @@ class ReferenceDevice:
         await self.server.publish(stream, payload, ts_ps)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._log.error("background task failed", error=repr(task.exception()))
+        """Run ``coro`` as a background task of this device (cancelled by :meth:`aclose`)."""
+        return self._tasks.spawn(coro)
 
     async def aclose(self) -> None:
         """Cancel every background task and wait for them."""
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks.clear()
+        await self._tasks.cancel_all()
 
 
 def _check_index(what: str, value: int, size: int) -> None:
