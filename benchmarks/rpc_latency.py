@@ -43,6 +43,23 @@ def bare_server(conn: Any) -> None:
         sock.send_multipart([ident, msgpack.packb({"k": "rep", "id": req["id"], "r": None})])
 
 
+def asyncio_server(conn: Any) -> None:
+    """The same echo server written on ``zmq.asyncio``: a ROUTER awaited in a loop."""
+
+    async def main() -> None:
+        ctx = zmq.asyncio.Context()
+        sock = ctx.socket(zmq.ROUTER)
+        port = sock.bind_to_random_port("tcp://127.0.0.1")
+        conn.send(f"tcp://127.0.0.1:{port}")
+        while True:
+            ident, body = await sock.recv_multipart()
+            req = msgpack.unpackb(body)
+            await sock.send_multipart([ident, msgpack.packb({"k": "rep", "id": req["id"],
+                                                             "r": None})])
+
+    asyncio.run(main())
+
+
 def qnhw_server(conn: Any) -> None:
     from qnhw.contract import Command
     from qnhw.runtime import DeviceServer

@@ -252,10 +252,19 @@ def from_wire(d: Any) -> Message:
         raise ProtocolError("a message must be a msgpack map")
     k = d.get("k")
     if k == "req":
+        # the hot path checks inline; anything off goes through the helpers for the message
+        rid, m, p, dl = d.get("id"), d.get("m"), d.get("p"), d.get("dl")
+        if (type(rid) is int and 1 <= rid <= MAX_ID and type(m) is str
+                and 0 < len(m) <= MAX_NAME and type(p) is dict
+                and (dl is None or (type(dl) is int and 0 <= dl <= MAX_ID))):
+            return Request(rid, m, p, dl)
         dl = _opt_int(d, "dl", "req")
         return Request(_int(d, "id", "req", 1), _str(d, "m", "req", nonempty=True),
                        _dict(d, "p", "req"), dl)
     if k == "rep":
+        rid = d.get("id")
+        if type(rid) is int and 1 <= rid <= MAX_ID and "r" in d:
+            return Reply(rid, d["r"])
         return Reply(_int(d, "id", "rep", 1), _get(d, "r", "rep"))
     if k == "ev":
         return Event(_str(d, "s", "ev", nonempty=True), _int(d, "seq", "ev"),

@@ -47,7 +47,6 @@ from qnhw.protocol.messages import (
     Goodbye,
     Heartbeat,
     Hello,
-    Reply,
     Request,
     Welcome,
     decode_message,
@@ -530,7 +529,8 @@ class DeviceServer:
 
     def _reply(self, ident: bytes, rid: int, result: Any) -> None:
         try:
-            frames = encode_message(Reply(rid, result))
+            frames: list[Any] = []  # the wire map of a Reply, built directly on this hot path
+            frames.insert(0, pack({"k": "rep", "id": rid, "r": result}, frames))
         except ProtocolError as exc:
             self._log.error("handler result cannot be encoded", request=rid, error=str(exc))
             frames = encode_message(ErrorReply(rid, int(ErrorCode.INTERNAL),

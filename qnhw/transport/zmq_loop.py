@@ -116,8 +116,9 @@ class LoopSocket:
         """
         sock = self.sock
         last = len(frames) - 1
-        for i, frame in enumerate(frames):
-            _send(sock, frame, _NOBLOCK_MORE if i < last else _NOBLOCK, copy, False)
+        for i in range(last):  # (once its first frame is queued, a multipart message is whole)
+            _send(sock, frames[i], _NOBLOCK_MORE, copy, False)
+        _send(sock, frames[last], _NOBLOCK, copy, False)
         # (a running drain re-checks EVENTS itself)
         if self._reading and not self._draining and _get(sock, _EVENTS) & _POLLIN:
             self._schedule()
