@@ -23,6 +23,7 @@ import struct
 import threading
 from collections.abc import Callable, Sequence
 from enum import IntEnum
+from itertools import compress
 from typing import Any
 
 import msgpack
@@ -200,19 +201,26 @@ def _make_ext_hook(frames: Sequence[Buffer], used: set[int],
     return ext_hook
 
 
+_STR = frozenset({str})
+_IS_CONTAINER = frozenset({dict, list}).__contains__
+
+
 def _check_tree(obj: Any, depth: int, limits: Limits) -> None:
+    """Refuse non-string map keys and nesting deeper than ``limits.max_depth``.
+
+    The type scans run in C (``map(type, ...)``); Python only recurses into nested containers.
+    """
     if depth > limits.max_depth:
         raise ProtocolError(f"message nests deeper than {limits.max_depth} levels")
     if type(obj) is dict:
-        for key, value in obj.items():
-            if type(key) is not str:
-                raise ProtocolError(f"map keys must be strings, got {type(key).__name__}")
-            if type(value) is dict or type(value) is list:
-                _check_tree(value, depth + 1, limits)
+        if not _STR.issuperset(map(type, obj)):
+            bad = next(k for k in obj if type(k) is not str)
+            raise ProtocolError(f"map keys must be strings, got {type(bad).__name__}")
+        values: Any = obj.values()
     else:
-        for value in obj:
-            if type(value) is dict or type(value) is list:
-                _check_tree(value, depth + 1, limits)
+        values = obj
+    for value in compress(values, map(_IS_CONTAINER, map(type, values))):
+        _check_tree(value, depth + 1, limits)
 
 
 #: Ext hooks for single-frame messages, one per Limits (they reference no frames, so an

@@ -22,14 +22,15 @@ from qnhw.log import get_logger
 _log = get_logger("transport")
 
 # Plain ints: pyzmq's flag enums cost microseconds per `|` or `&` on the hot path.
-_EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_MORE = int(zmq.NOBLOCK) | int(zmq.SNDMORE)
 # The Cython methods under pyzmq's Python-level Socket wrappers (same semantics, less overhead).
 _send: Callable[..., Any] = zmq.backend.Socket.send
 _recv: Callable[..., Any] = zmq.backend.Socket.recv
-_get: Callable[..., Any] = zmq.backend.Socket.get
+# "is a message waiting?": zmq_poll with timeout 0 reads ZMQ_EVENTS without Socket.get's
+# per-call SocketOption enum lookup (Python code); it takes a prebuilt [(socket, POLLIN)] list
+_poll: Callable[[list[Any], int], list[Any]] = zmq.zmq_poll
 
 OnMessage = Callable[[list[Any]], None]
 
@@ -56,11 +57,12 @@ class LoopSocket:
         fd = sock.getsockopt(zmq.FD)
         assert isinstance(fd, int)
         self._fd = fd
+        self._pollin = [(sock, _POLLIN)]
         self._closed = False
         self._scheduled = False
         self._draining = False
         if self._reading:
-            self._loop.add_reader(self._fd, self._readable)
+            self._loop.add_reader(self._fd, self._drain)
             self._schedule()
 
     def _schedule(self) -> None:
@@ -68,22 +70,20 @@ class LoopSocket:
             self._scheduled = True
             self._loop.call_soon(self._drain)
 
-    def _readable(self) -> None:
-        self._drain()
-
     def _drain(self) -> None:
         self._scheduled = False
         if self._closed:
             return
         sock = self.sock
+        pollin = self._pollin
         copy = self._copy
         on_message = self._on_message
         self._draining = True
         try:
-            # ZMQ_EVENTS is cheaper than letting a non-blocking recv raise zmq.Again, and
-            # Frame.more is cheaper than asking ZMQ_RCVMORE (what recv_multipart does)
+            # a zero-timeout poll (ZMQ_EVENTS) is cheaper than letting a non-blocking recv raise
+            # zmq.Again, and Frame.more than asking ZMQ_RCVMORE (what recv_multipart does)
             for _ in range(self._batch):
-                if not _get(sock, _EVENTS) & _POLLIN:
+                if not _poll(pollin, 0):
                     return
                 frame = _recv(sock, _NOBLOCK, False)
                 frames: list[Any] = [frame]
@@ -120,7 +120,7 @@ class LoopSocket:
             _send(sock, frames[i], _NOBLOCK_MORE, copy, False)
         _send(sock, frames[last], _NOBLOCK, copy, False)
         # (a running drain re-checks EVENTS itself)
-        if self._reading and not self._draining and _get(sock, _EVENTS) & _POLLIN:
+        if self._reading and not self._draining and _poll(self._pollin, 0):
             self._schedule()
 
     def close(self, linger: int = 0) -> None:
