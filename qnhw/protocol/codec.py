@@ -223,9 +223,35 @@ def _check_tree(obj: Any, depth: int, limits: Limits) -> None:
         _check_tree(value, depth + 1, limits)
 
 
-#: Ext hooks for single-frame messages, one per Limits (they reference no frames, so an
-#: out-of-band array in a single-frame message is refused as "missing frame").
-_INLINE_HOOKS: dict[int, tuple[Limits, Callable[[int, bytes], Any]]] = {}  # by id(): no hash
+def _decoder(hook: Callable[[int, bytes], Any], limits: Limits) -> Callable[[Buffer], Any]:
+    """A function decoding one msgpack object with ``hook`` for extensions, bounded by
+    ``limits``; it raises :class:`ProtocolError` only."""
+    options = {"raw": False, "use_list": True, "strict_map_key": True, "timestamp": 3,
+               "ext_hook": hook, "max_str_len": limits.max_str,
+               "max_bin_len": limits.max_message, "max_array_len": limits.max_items,
+               "max_map_len": limits.max_items, "max_ext_len": limits.max_message}
+    max_message = limits.max_message
+    unpackb = msgpack.unpackb
+
+    def decode(data: Buffer) -> Any:
+        if len(data) > max_message:
+            raise MessageTooLarge(f"message of {len(data)} bytes exceeds {max_message}")
+        try:
+            obj = unpackb(data, **options)
+        except QnhwError:
+            raise
+        except Exception as exc:  # msgpack: ValueError, ExtraData, StackError, Unicode...
+            raise ProtocolError(f"malformed msgpack: {type(exc).__name__}: {exc}") from exc
+        if type(obj) is dict or type(obj) is list:
+            _check_tree(obj, 1, limits)
+        return obj
+
+    return decode
+
+
+#: Decoders of single-frame messages, one per Limits (their ext hook references no frames, so
+#: an out-of-band array in a single-frame message is refused as "missing frame").
+_INLINE: dict[int, tuple[Limits, Callable[[Buffer], Any]]] = {}  # by id(): Limits may not hash
 
 
 def unpack(data: Buffer, frames: Sequence[Buffer] = (), limits: Limits = DEFAULT_LIMITS) -> Any:
@@ -235,33 +261,16 @@ def unpack(data: Buffer, frames: Sequence[Buffer] = (), limits: Limits = DEFAULT
     malformed, unknown, oversized or too deep -- and never any other exception. Every frame after
     the first must be referenced by exactly one array.
     """
-    if len(data) > limits.max_message:
-        raise MessageTooLarge(f"message of {len(data)} bytes exceeds {limits.max_message}")
+    if len(frames) <= 1:  # the common case: a single frame; its decoder is built once
+        cached = _INLINE.get(id(limits))
+        if cached is None or cached[0] is not limits:
+            cached = (limits, _decoder(_make_ext_hook((), set(), limits), limits))
+            if len(_INLINE) >= 64:  # bounded: many Limits objects only cost a rebuild
+                _INLINE.clear()
+            _INLINE[id(limits)] = cached
+        return cached[1](data)
     used: set[int] = set()
-    if len(frames) <= 1:  # the common case: a single frame; its ext hook is built once
-        cached = _INLINE_HOOKS.get(id(limits))
-        if cached is not None and cached[0] is limits:
-            hook = cached[1]
-        else:
-            hook = _make_ext_hook((), used, limits)
-            if len(_INLINE_HOOKS) >= 64:  # bounded: many Limits objects only cost a rebuild
-                _INLINE_HOOKS.clear()
-            _INLINE_HOOKS[id(limits)] = (limits, hook)
-    else:
-        hook = _make_ext_hook(frames, used, limits)
-    try:
-        obj = msgpack.unpackb(
-            data, raw=False, use_list=True, strict_map_key=True, timestamp=3, ext_hook=hook,
-            max_str_len=limits.max_str, max_bin_len=limits.max_message,
-            max_array_len=limits.max_items, max_map_len=limits.max_items,
-            max_ext_len=limits.max_message,
-        )
-    except QnhwError:
-        raise
-    except Exception as exc:  # msgpack: ValueError, ExtraData, StackError, UnicodeDecodeError...
-        raise ProtocolError(f"malformed msgpack: {type(exc).__name__}: {exc}") from exc
-    if type(obj) is dict or type(obj) is list:
-        _check_tree(obj, 1, limits)
-    if len(used) != max(len(frames) - 1, 0):
+    obj = _decoder(_make_ext_hook(frames, used, limits), limits)(data)
+    if len(used) != len(frames) - 1:
         raise ProtocolError(f"message has {len(frames) - 1} extra frames but uses {len(used)}")
     return obj

@@ -338,6 +338,8 @@ def peek_id(header: Buffer) -> int | None:
 
 def decode_message(frames: Sequence[Buffer], limits: Limits = DEFAULT_LIMITS) -> Message:
     """Decode one message from its frames (header first). Raises :class:`ProtocolError` only."""
+    if len(frames) == 1:  # the common case (unpack bounds the size)
+        return from_wire(unpack(frames[0], frames, limits))
     if not frames:
         raise ProtocolError("empty message")
     if len(frames) > limits.max_frames:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any
 
 import zmq
@@ -31,6 +32,8 @@ _recv: Callable[..., Any] = zmq.backend.Socket.recv
 # "is a message waiting?": zmq_poll with timeout 0 reads ZMQ_EVENTS without Socket.get's
 # per-call SocketOption enum lookup (Python code); it takes a prebuilt [(socket, POLLIN)] list
 _poll: Callable[[list[Any], int], list[Any]] = zmq.zmq_poll
+
+_BYTES = attrgetter("bytes")  # Frame -> bytes, mapped in C
 
 OnMessage = Callable[[list[Any]], None]
 
@@ -91,7 +94,7 @@ class LoopSocket:
                     frame = _recv(sock, _NOBLOCK, False)
                     frames.append(frame)
                 if copy:
-                    frames = [f.bytes for f in frames]
+                    frames = list(map(_BYTES, frames))
                 try:
                     on_message(frames)
                 except Exception:
