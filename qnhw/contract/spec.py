@@ -330,11 +330,13 @@ class Command:
     returns: str = ""
     feature: str | None = None  # optional feature that gates this command, if any
     result: tuple[Field, ...] = ()  # keys of the result map; () with returns "" means None
+    _names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise ValueError(f"command {self.name!r} has duplicate parameters")
+        object.__setattr__(self, "_names", frozenset(names))
 
     def check_result(self, value: Any, device_domain: str | None = None) -> list[str]:
         """Problems with a handler's result against :attr:`result` (empty when it conforms)."""
@@ -347,11 +349,10 @@ class Command:
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``params`` against the definition; fill defaults. Raises :class:`BadParams`."""
         out: dict[str, Any] = {}
-        known = {p.name: p for p in self.params}
-        for key in params:
-            if key not in known:
-                raise BadParams(f"{self.name}: unknown parameter {key!r}",
-                                {"param": key, "known": sorted(known)})
+        if not self._names.issuperset(params):
+            key = next(k for k in params if k not in self._names)
+            raise BadParams(f"{self.name}: unknown parameter {key!r}",
+                            {"param": key, "known": sorted(self._names)})
         for p in self.params:
             if p.name in params:
                 out[p.name] = p.validate(params[p.name])
