@@ -206,12 +206,12 @@ _IS_CONTAINER = frozenset({dict, list}).__contains__
 
 
 def _check_tree(obj: Any, depth: int, limits: Limits) -> None:
-    """Refuse non-string map keys and nesting deeper than ``limits.max_depth``.
+    """Refuse non-string map keys and nesting deeper than ``limits.max_depth`` in ``obj``, a
+    container at nesting level ``depth`` (<= max_depth).
 
-    The type scans run in C (``map(type, ...)``); Python only recurses into nested containers.
+    The type scans run in C (``map(type, ...)``); Python only visits nested containers, and
+    descends only into non-empty ones.
     """
-    if depth > limits.max_depth:
-        raise ProtocolError(f"message nests deeper than {limits.max_depth} levels")
     if type(obj) is dict:
         if not _STR.issuperset(map(type, obj)):
             bad = next(k for k in obj if type(k) is not str)
@@ -220,7 +220,10 @@ def _check_tree(obj: Any, depth: int, limits: Limits) -> None:
     else:
         values = obj
     for value in compress(values, map(_IS_CONTAINER, map(type, values))):
-        _check_tree(value, depth + 1, limits)
+        if depth >= limits.max_depth:
+            raise ProtocolError(f"message nests deeper than {limits.max_depth} levels")
+        if value:
+            _check_tree(value, depth + 1, limits)
 
 
 def _decoder(hook: Callable[[int, bytes], Any], limits: Limits) -> Callable[[Buffer], Any]:

@@ -136,3 +136,19 @@ def test_limits_bound_sizes() -> None:
     with pytest.raises(ProtocolError):
         unpack(msgpack.packb(list(range(6))), limits=small)
     assert unpack(msgpack.packb(list(range(5))), limits=small) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("innermost", [[], [1], {}, {"x": 1}])
+def test_nesting_limit_is_exact(innermost: object) -> None:
+    """max_depth levels of containers decode; one more is refused, whatever the innermost is."""
+    limits = Limits(max_depth=6)
+
+    def nested(levels: int) -> object:
+        value = innermost  # one level itself
+        for i in range(levels - 1):
+            value = [value] if i % 2 else {"k": value}
+        return value
+
+    assert unpack(msgpack.packb(nested(6)), (), limits) == nested(6)
+    with pytest.raises(ProtocolError, match="deeper than 6"):
+        unpack(msgpack.packb(nested(7)), (), limits)
