@@ -33,12 +33,20 @@ from qnhw.runtime.tasks import BackgroundTasks
 IntArray = npt.NDArray[np.int64]
 
 
-def number(name: str, value: Any) -> float:
-    """``value`` as a finite float, else ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-            float(value)):
+def number(name: str, value: Any, *, allow_inf: bool = False) -> float:
+    """``value`` as a finite float (with ``allow_inf``: or +-inf; never NaN), else
+    ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond the float range
+        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+    if math.isnan(x):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not allow_inf and math.isinf(x):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+    return x
 
 
 def positive(name: str, value: Any, *, allow_inf: bool = False) -> float:
@@ -61,6 +69,14 @@ def probability(name: str, value: Any) -> float:
     x = number(name, value)
     if not 0.0 <= x <= 1.0:
         raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return x
+
+
+def fraction(name: str, value: Any) -> float:
+    """A number in (0, 1] (an efficiency that cannot be zero, a duty cycle)."""
+    x = number(name, value)
+    if not 0.0 < x <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
     return x
 
 

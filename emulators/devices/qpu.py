@@ -64,6 +64,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from emulators.devices.common import count, nonnegative, positive, probability
 from emulators.devices.env import EmulatorEnv
 from emulators.devices.serving import contract_server
 from emulators.physics import qpu as phys_qpu
@@ -96,43 +97,6 @@ FloatSeq = float | Sequence[float]
 
 
 # --- parameter checks (ValueError naming the parameter) -----------------------------------
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _positive(name: str, value: Any, *, allow_inf: bool = False) -> float:
-    x = _number(name, value)
-    if not (x > 0) or (math.isinf(x) and not allow_inf) or math.isnan(x):
-        raise ValueError(f"{name} must be > 0{' (inf allowed)' if allow_inf else ''}, "
-                         f"got {value!r}")
-    return x
-
-
-def _nonnegative(name: str, value: Any) -> float:
-    x = _number(name, value)
-    if not (0 <= x < math.inf):
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    return x
-
-
-def _probability(name: str, value: Any) -> float:
-    x = _number(name, value)
-    if not 0.0 <= x <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
-    return x
-
-
-def _count(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an int, got {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
-        top = "" if maximum is None else f" and <= {maximum}"
-        raise ValueError(f"{name} must be >= {minimum}{top}, got {value}")
-    return value
 
 
 def _per_qubit(name: str, value: Any, n: int, check: Any) -> list[float]:
@@ -411,11 +375,11 @@ class QPUEmulator:
                  calibration_interval: float = 3600.0,
                  register: QuantumRegister | None = None) -> None:
         self.env = env
-        n = _count("n_qubits", n_qubits, 1, phys_qpu.MAX_STATEVECTOR_QUBITS)
+        n = count("n_qubits", n_qubits, 1, phys_qpu.MAX_STATEVECTOR_QUBITS)
         self.n_qubits = n
         comm = list(communication_qubits)
         for q in comm:
-            _count("communication_qubits", q, 0, n - 1)
+            count("communication_qubits", q, 0, n - 1)
         if len(set(comm)) != len(comm):
             raise ValueError("communication_qubits must not repeat a qubit")
         self.communication_qubits = comm
@@ -424,7 +388,7 @@ class QPUEmulator:
         self.dephasing = dephasing
 
         def t_check(name: str, x: Any) -> float:
-            return _positive(name, x, allow_inf=True)
+            return positive(name, x, allow_inf=True)
 
         self.t1 = _per_qubit("t1", t1, n, t_check)
         self.t2 = _per_qubit("t2", t2, n, t_check)
@@ -433,21 +397,21 @@ class QPUEmulator:
                 if self.t2[q] > 2 * self.t1[q] * (1 + 1e-12):
                     raise ValueError(f"t2 of qubit {q} ({self.t2[q]} s) exceeds 2 t1 "
                                      f"({2 * self.t1[q]} s)")
-        self.gate_error_1q = _per_qubit("gate_error_1q", gate_error_1q, n, _probability)
-        self.default_gate_error_2q = _probability("default_gate_error_2q",
+        self.gate_error_1q = _per_qubit("gate_error_1q", gate_error_1q, n, probability)
+        self.default_gate_error_2q = probability("default_gate_error_2q",
                                                   default_gate_error_2q)
-        self.gate_time_1q = _nonnegative("gate_time_1q", gate_time_1q)
-        self.gate_time_2q = _nonnegative("gate_time_2q", gate_time_2q)
-        self.readout_duration = _nonnegative("readout_duration", readout_duration)
-        self.reset_time = _nonnegative("reset_time", reset_time)
-        self.repetition_delay = _nonnegative("repetition_delay", repetition_delay)
-        sym = _per_qubit("readout_error", readout_error, n, _probability)
+        self.gate_time_1q = nonnegative("gate_time_1q", gate_time_1q)
+        self.gate_time_2q = nonnegative("gate_time_2q", gate_time_2q)
+        self.readout_duration = nonnegative("readout_duration", readout_duration)
+        self.reset_time = nonnegative("reset_time", reset_time)
+        self.repetition_delay = nonnegative("repetition_delay", repetition_delay)
+        sym = _per_qubit("readout_error", readout_error, n, probability)
         self.readout_p01 = sym if readout_p01 is None else _per_qubit(
-            "readout_p01", readout_p01, n, _probability)
+            "readout_p01", readout_p01, n, probability)
         self.readout_p10 = sym if readout_p10 is None else _per_qubit(
-            "readout_p10", readout_p10, n, _probability)
+            "readout_p10", readout_p10, n, probability)
         self.qubit_frequency: list[float | None] = [None] * n if qubit_frequency is None \
-            else list(_per_qubit("qubit_frequency", qubit_frequency, n, _positive))
+            else list(_per_qubit("qubit_frequency", qubit_frequency, n, positive))
         self.coupling_map: list[list[int]] | None = None
         if coupling_map is not None:
             pairs: list[list[int]] = []
@@ -457,7 +421,7 @@ class QPUEmulator:
                     raise ValueError(f"coupling_map entries must be two different qubits, "
                                      f"got {pair!r}")
                 for q in p:
-                    _count("coupling_map", q, 0, n - 1)
+                    count("coupling_map", q, 0, n - 1)
                 pairs.append([int(p[0]), int(p[1])])
             self.coupling_map = pairs
         self._coupled = None if self.coupling_map is None else {
@@ -469,13 +433,13 @@ class QPUEmulator:
                 if len(pair) != 2 or pair[0] == pair[1]:
                     raise ValueError(f"gate_error_2q keys must be qubit pairs, got {key!r}")
                 for q in pair:
-                    _count("gate_error_2q", q, 0, n - 1)
+                    count("gate_error_2q", q, 0, n - 1)
                 fs = frozenset(int(q) for q in pair)
                 if self._coupled is not None and fs not in self._coupled:
                     raise ValueError(f"gate_error_2q lists uncoupled pair {list(pair)}")
-                self.gate_error_2q[fs] = _probability(f"gate_error_2q[{key}]", err)
+                self.gate_error_2q[fs] = probability(f"gate_error_2q[{key}]", err)
         else:
-            self.default_gate_error_2q = _probability("gate_error_2q", gate_error_2q)
+            self.default_gate_error_2q = probability("gate_error_2q", gate_error_2q)
         if basis_gates is None:
             self.basis_gates = list(QELIB1_GATES)
         else:
@@ -484,22 +448,22 @@ class QPUEmulator:
                 raise ValueError(f"basis_gates must be non-empty names from "
                                  f"{list(QELIB1_GATES)}; unknown {unknown}")
             self.basis_gates = list(dict.fromkeys(basis_gates))
-        self.dt = None if dt is None else _positive("dt", dt)
-        self.max_shots = _count("max_shots", max_shots, 1, 10**7)
-        self.max_instructions = _count("max_instructions", max_instructions, 1,
+        self.dt = None if dt is None else positive("dt", dt)
+        self.max_shots = count("max_shots", max_shots, 1, 10**7)
+        self.max_instructions = count("max_instructions", max_instructions, 1,
                                        1_000_000)
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         self.method = method
-        self.density_matrix_qubits = _count("density_matrix_qubits", density_matrix_qubits, 0,
+        self.density_matrix_qubits = count("density_matrix_qubits", density_matrix_qubits, 0,
                                             phys_qpu.MAX_DENSITY_MATRIX_QUBITS)
         if method == "density_matrix" and n > phys_qpu.MAX_DENSITY_MATRIX_QUBITS:
             raise ValueError(f"method 'density_matrix' supports at most "
                              f"{phys_qpu.MAX_DENSITY_MATRIX_QUBITS} qubits; n_qubits is {n}")
-        self.live_register_qubits = _count("live_register_qubits", live_register_qubits, 0,
+        self.live_register_qubits = count("live_register_qubits", live_register_qubits, 0,
                                            12)
-        self.t1_fluctuation = _nonnegative("t1_fluctuation", t1_fluctuation)
-        self.calibration_interval = _positive("calibration_interval", calibration_interval)
+        self.t1_fluctuation = nonnegative("t1_fluctuation", t1_fluctuation)
+        self.calibration_interval = positive("calibration_interval", calibration_interval)
 
         self._drift_seed = int(env.rng.integers(2**63))
         self._cal_index = -1

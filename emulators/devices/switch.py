@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from emulators.devices.common import nonnegative, number
 from emulators.devices.env import EmulatorEnv
 from emulators.devices.serving import contract_server
 from qnhw.devices import switch as switch_contract
@@ -43,19 +44,6 @@ __all__ = ["SwitchEmulator", "start_switch"]
 
 #: What a route listener receives: the settled routes ``{input: output}``.
 RouteListener = Callable[[dict[int, int]], None]
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _nonnegative(name: str, value: Any) -> float:
-    x = _number(name, value)
-    if not 0 <= x < math.inf:
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    return x
 
 
 def _ports(name: str, value: Any) -> int:
@@ -88,17 +76,17 @@ class SwitchEmulator:
         self.env = env
         self.inputs = _ports("inputs", inputs)
         self.outputs = _ports("outputs", outputs)
-        self.insertion_loss = _nonnegative("insertion_loss", insertion_loss)
-        spread = _nonnegative("insertion_loss_spread", insertion_loss_spread)
-        self.crosstalk = _number("crosstalk", crosstalk)
+        self.insertion_loss = nonnegative("insertion_loss", insertion_loss)
+        spread = nonnegative("insertion_loss_spread", insertion_loss_spread)
+        self.crosstalk = number("crosstalk", crosstalk, allow_inf=True)
         if not -math.inf < self.crosstalk < 0:
             raise ValueError(f"crosstalk must be a finite negative number of dB, got "
                              f"{crosstalk!r}")
         if self.crosstalk > -self.insertion_loss:
             raise ValueError("crosstalk must leak less than a route transmits "
                              "(crosstalk < -insertion_loss)")
-        self.switching_time = _nonnegative("switching_time", switching_time)
-        wr = [_number("wavelength_range", w) for w in wavelength_range]
+        self.switching_time = nonnegative("switching_time", switching_time)
+        wr = [number("wavelength_range", w, allow_inf=True) for w in wavelength_range]
         if len(wr) != 2 or not 0 < wr[0] < wr[1]:
             raise ValueError(f"wavelength_range must be [min, max] with 0 < min < max, got "
                              f"{wavelength_range!r}")
@@ -106,8 +94,8 @@ class SwitchEmulator:
         if not isinstance(technology, str) or not technology:
             raise ValueError("technology must be a non-empty str")
         self.technology = technology
-        self.default_input_power = _nonnegative("input_power", input_power)
-        self.power_meter_noise = _nonnegative("power_meter_noise", power_meter_noise)
+        self.default_input_power = nonnegative("input_power", input_power)
+        self.power_meter_noise = nonnegative("power_meter_noise", power_meter_noise)
         self._spread: np.ndarray[Any, np.dtype[np.float64]] | None = None
         if spread > 0.0:  # fixed per-route deviations, clipped so no route gains light
             dev = env.rng.normal(0.0, spread, size=(self.inputs, self.outputs))
@@ -117,7 +105,7 @@ class SwitchEmulator:
             i, o = key
             if not (1 <= i <= self.inputs and 1 <= o <= self.outputs):
                 raise ValueError(f"route_losses names a port that does not exist: {key!r}")
-            self.route_losses[(int(i), int(o))] = _nonnegative(f"route_losses[{key}]", loss)
+            self.route_losses[(int(i), int(o))] = nonnegative(f"route_losses[{key}]", loss)
 
         self.routes: dict[int, int] = {}
         self._dark: set[int] = set()  # inputs whose beams are moving
@@ -172,7 +160,7 @@ class SwitchEmulator:
         """The optical power (W) the world feeds into ``input_port``."""
         if not 1 <= input_port <= self.inputs:
             raise ValueError(f"input {input_port} does not exist (1..{self.inputs})")
-        self._input_power[input_port] = _nonnegative("watts", watts)
+        self._input_power[input_port] = nonnegative("watts", watts)
 
     def input_power(self, input_port: int) -> float:
         """Optical power (W) on ``input_port``."""

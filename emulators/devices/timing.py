@@ -60,6 +60,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from emulators.devices.common import nonnegative, number, positive
 from emulators.devices.env import EmulatorEnv
 from emulators.devices.serving import contract_server
 from emulators.physics import fiber
@@ -85,27 +86,6 @@ _CATCH_UP = 256
 TriggerListener = Callable[[int, int, float], None]
 
 
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-            value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _nonnegative(name: str, value: Any) -> float:
-    x = _number(name, value)
-    if x < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return x
-
-
-def _positive(name: str, value: Any) -> float:
-    x = _number(name, value)
-    if x <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return x
-
-
 def _lab_ps(seconds: float) -> int:
     return round(seconds * _PS)
 
@@ -121,12 +101,12 @@ def oscillator_model(name: str, *, offset: float = 0.0, frequency_offset: float 
     p = profile(name)
 
     def pick(key: str, value: float | None) -> float:
-        return _nonnegative(key, p[key] if value is None else value)
+        return nonnegative(key, p[key] if value is None else value)
 
     return OscillatorModel(
-        offset_s=_number("offset", offset),
-        frequency_offset=_number("frequency_offset", frequency_offset),
-        drift_per_s=_number("drift_per_s", p["drift_per_s"] if drift_per_s is None
+        offset_s=number("offset", offset),
+        frequency_offset=number("frequency_offset", frequency_offset),
+        drift_per_s=number("drift_per_s", p["drift_per_s"] if drift_per_s is None
                             else drift_per_s),
         white_pm_s=pick("white_pm_s", white_pm_s),
         white_fm_adev_1s=pick("white_fm_adev_1s", white_fm_adev_1s),
@@ -364,22 +344,22 @@ class TimingCardEmulator:
         self.outputs = self._channels("outputs", outputs)
         self.inputs = self._channels("inputs", inputs)
         self.loopback = bool(loopback)
-        self.resolution = _positive("resolution", resolution)
+        self.resolution = positive("resolution", resolution)
         self._res_ps = max(1, round(self.resolution * _PS))
-        self.max_frequency_adjust = _positive("max_frequency_adjust", max_frequency_adjust)
+        self.max_frequency_adjust = positive("max_frequency_adjust", max_frequency_adjust)
         if self.max_frequency_adjust > 1e-4:
             raise ValueError("max_frequency_adjust must be at most 1e-4 (the contract's range)")
         if not isinstance(sync_protocol, str) or not sync_protocol:
             raise ValueError("sync_protocol must be a non-empty str")
         self.sync_protocol = sync_protocol
-        self.servo_period = _positive("servo_period", servo_period)
-        self.servo_gain = _positive("servo_gain", servo_gain)
+        self.servo_period = positive("servo_period", servo_period)
+        self.servo_gain = positive("servo_gain", servo_gain)
         if self.servo_gain > 2.0:
             raise ValueError("servo_gain must be at most 2 (the loop is unstable above)")
         self._rng = self._child_rng()  # time-stamp jitter
         self.clock: DomainClock = clock if clock is not None else OscillatorDomain(
             self.model, self._child_rng(), env.lab_now())
-        self.timestamp_jitter = _nonnegative(
+        self.timestamp_jitter = nonnegative(
             "timestamp_jitter", timestamp_jitter if timestamp_jitter is not None
             else (0.0 if clock is not None else self.model.white_pm_s))
         start = self.clock.read(_lab_ps(env.lab_now()))
@@ -437,18 +417,18 @@ class TimingCardEmulator:
                              f"{sorted(known)}")
         where = f"peers[{name!r}]"
         model = oscillator_model(spec.get("oscillator", self.oscillator),
-                                 offset=_number(f"{where}.offset", spec.get("offset", 0.0)),
-                                 frequency_offset=_number(f"{where}.frequency_offset",
+                                 offset=number(f"{where}.offset", spec.get("offset", 0.0)),
+                                 frequency_offset=number(f"{where}.frequency_offset",
                                                           spec.get("frequency_offset", 0.0)),
-                                 **{k: _number(f"{where}.{k}", spec[k])
+                                 **{k: number(f"{where}.{k}", spec[k])
                                     for k in noise if k in spec})
         if "delay" in spec:
-            delay = _nonnegative(f"{where}.delay", spec["delay"])
+            delay = nonnegative(f"{where}.delay", spec["delay"])
         elif "length_m" in spec:
-            delay = fiber.delay(_nonnegative(f"{where}.length_m", spec["length_m"]))
+            delay = fiber.delay(nonnegative(f"{where}.length_m", spec["length_m"]))
         else:
             delay = 5e-6
-        asym = _number(f"{where}.asymmetry", spec.get("asymmetry", 0.0))
+        asym = number(f"{where}.asymmetry", spec.get("asymmetry", 0.0))
         if abs(asym) > 2 * delay:
             raise ValueError(f"{where}.asymmetry must be at most twice the delay")
         domain = spec.get("domain", name)
@@ -457,7 +437,7 @@ class TimingCardEmulator:
         clock = VirtualPeer(domain, model, self._child_rng(), self.env.lab_now(),
                             self.resolution)
         return PeerLink(clock, delay + asym / 2, delay - asym / 2,
-                        _nonnegative(f"{where}.turnaround", spec.get("turnaround", 1e-6)))
+                        nonnegative(f"{where}.turnaround", spec.get("turnaround", 1e-6)))
 
     # --- the clock ------------------------------------------------------------------------
 
@@ -819,12 +799,12 @@ class TimingCardEmulator:
         """Put ``card`` (another :class:`TimingCardEmulator` or any :class:`PeerClock`) on a
         link named ``name``: one-way delay ``delay`` (s), asymmetry ``D = d_out - d_back``.
         Call before building the server, or the capabilities' peer list is updated."""
-        d = _nonnegative("delay", delay)
-        a = _number("asymmetry", asymmetry)
+        d = nonnegative("delay", delay)
+        a = number("asymmetry", asymmetry)
         if abs(a) > 2 * d:
             raise ValueError("asymmetry must be at most twice the delay")
         self.peers[name] = PeerLink(card, d + a / 2, d - a / 2,
-                                    _nonnegative("turnaround", turnaround))
+                                    nonnegative("turnaround", turnaround))
         if self.server is not None:
             self.server.capabilities["peers"] = sorted(self.peers)
 

@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from emulators.devices.common import fraction, nonnegative, positive
 from emulators.devices.env import EmulatorEnv
 from emulators.devices.serving import contract_server
 from emulators.physics import transducer as phys
@@ -72,33 +73,6 @@ _H = 6.62607015e-34  # Planck constant, J s
 _KB = 1.380649e-23  # Boltzmann constant, J/K
 #: Most probe pulses (or temporal modes) sampled by one ``calibrate``.
 MAX_CALIBRATION_PULSES = 200_000
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _positive(name: str, value: Any) -> float:
-    x = _number(name, value)
-    if not 0 < x < math.inf:
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return x
-
-
-def _nonnegative(name: str, value: Any) -> float:
-    x = _number(name, value)
-    if not 0 <= x < math.inf:
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    return x
-
-
-def _fraction(name: str, value: Any) -> float:
-    x = _number(name, value)
-    if not 0 < x <= 1:
-        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
-    return x
 
 
 def thermal_occupation(frequency_hz: float, temperature_k: float) -> float:
@@ -164,18 +138,18 @@ class TransducerEmulator:
                  thermal_resistance: float = 1.4, critical_temperature: float = 1.0,
                  settle_time: float = 1e-3, calibration_photons: float = 100.0) -> None:
         self.env = env
-        self.max_pump_power = _positive("max_pump_power", max_pump_power)
+        self.max_pump_power = positive("max_pump_power", max_pump_power)
         if self.max_pump_power > 10.0:
             raise ValueError("max_pump_power must be at most 10 W (the contract's range)")
-        p_ref = self.max_pump_power / 2 if reference_pump_power is None else _positive(
+        p_ref = self.max_pump_power / 2 if reference_pump_power is None else positive(
             "reference_pump_power", reference_pump_power)
         if p_ref >= self.max_pump_power:
             raise ValueError("reference_pump_power must be below max_pump_power")
         self.reference_pump_power = p_ref
-        self.efficiency_ref = _fraction("efficiency", efficiency)
-        self.efficiency_high = _fraction("efficiency_high", efficiency_high)
-        self.added_noise_ref = _nonnegative("added_noise", added_noise)
-        self.added_noise_high = _nonnegative("added_noise_high", added_noise_high)
+        self.efficiency_ref = fraction("efficiency", efficiency)
+        self.efficiency_high = fraction("efficiency_high", efficiency_high)
+        self.added_noise_ref = nonnegative("added_noise", added_noise)
+        self.added_noise_high = nonnegative("added_noise_high", added_noise_high)
         # cooperativity fit: sqrt(r/k) = (1 + C) / (1 + k C), C = C_ref at P_ref
         k = self.max_pump_power / p_ref
         r = self.efficiency_high / self.efficiency_ref
@@ -197,21 +171,21 @@ class TransducerEmulator:
             self.noise_exponent = 1.0
         else:
             raise ValueError("added_noise and added_noise_high must be both zero or both > 0")
-        self.bandwidth = _positive("bandwidth", bandwidth)
-        self.microwave_frequency = _positive("microwave_frequency", microwave_frequency)
-        self.optical_wavelength = _positive("optical_wavelength", optical_wavelength)
+        self.bandwidth = positive("bandwidth", bandwidth)
+        self.microwave_frequency = positive("microwave_frequency", microwave_frequency)
+        self.optical_wavelength = positive("optical_wavelength", optical_wavelength)
         dirs = list(dict.fromkeys(directions))
         if not dirs or any(d not in contract_mod.DIRECTIONS for d in dirs):
             raise ValueError(f"directions must be non-empty, from {contract_mod.DIRECTIONS}")
         self.directions = dirs
-        self.max_duty_cycle = _fraction("max_duty_cycle", max_duty_cycle)
-        self.base_temperature = _nonnegative("base_temperature", base_temperature)
-        self.thermal_resistance = _nonnegative("thermal_resistance", thermal_resistance)
-        self.critical_temperature = _positive("critical_temperature", critical_temperature)
+        self.max_duty_cycle = fraction("max_duty_cycle", max_duty_cycle)
+        self.base_temperature = nonnegative("base_temperature", base_temperature)
+        self.thermal_resistance = nonnegative("thermal_resistance", thermal_resistance)
+        self.critical_temperature = positive("critical_temperature", critical_temperature)
         if self.critical_temperature <= self.base_temperature:
             raise ValueError("critical_temperature must exceed base_temperature")
-        self.settle_time = _nonnegative("settle_time", settle_time)
-        self.calibration_photons = _positive("calibration_photons", calibration_photons)
+        self.settle_time = nonnegative("settle_time", settle_time)
+        self.calibration_photons = positive("calibration_photons", calibration_photons)
 
         self.enabled = False
         self.direction = dirs[0]
