@@ -13,7 +13,11 @@ Every variant runs twice, with N and 3N calls, under ``valgrind --tool=callgrind
 difference divided by 2N is the cost per call, free of start-up and import costs. Counts
 include libzmq's I/O threads and the kernel-call wrappers, not time spent inside the kernel.
 Requires valgrind. Run: ``.venv/bin/python benchmarks/rpc_instructions.py [--calls N]``
-(about 80 s). Ends with one JSON line.
+(about 3 minutes). Ends with one JSON line. Beside the counts it prints the CPU time per call of
+the same runs without valgrind (noisy; includes what sleeping and waking threads cost).
+
+``--lines`` instead counts the Python lines each function of the qnhw pair executes per call
+(``sys.settrace``), the map for tuning the hot path; no valgrind needed.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -144,31 +150,79 @@ def count(variant: str, n: int, window: int) -> int:
     return int(m.group(1))
 
 
+def cpu_per_call(variant: str, n: int, window: int) -> float:
+    """CPU time of this process (all threads) per call of native runs, in µs: the difference
+    between runs of n and 4n calls, after a warm-up run (imports, first-call caches)."""
+    child(variant, 50, window)
+    spent = []
+    for calls in (n, 4 * n):
+        t0 = time.process_time()
+        child(variant, calls, window)
+        spent.append(time.process_time() - t0)
+    return (spent[1] - spent[0]) / (3 * n) * 1e6
+
+
+def count_lines(n: int, window: int, top: int = 25) -> None:
+    """Print the Python lines per call that each function of the qnhw pair executes."""
+    counts: Counter[str] = Counter()
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line":
+            code = frame.f_code
+            counts[f"{Path(code.co_filename).name}:{code.co_name}"] += 1
+        return local
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        return local if event == "call" else None
+
+    child("qnhw", 100, window)  # warm-up: imports and first-call caches stay out of the count
+    sys.settrace(tracer)
+    try:
+        child("qnhw", n, window)
+    finally:
+        sys.settrace(None)
+    print(f"Python lines per call, qnhw pair, {window} in flight: "
+          f"{sum(counts.values()) / n:.0f}")
+    for name, c in counts.most_common(top):
+        print(f"{c / n:8.1f}  {name}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=400, help="N: calls of the shorter run")
     ap.add_argument("--child", choices=("bare", "asyncio", "qnhw"), help=argparse.SUPPRESS)
     ap.add_argument("--window", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--lines", action="store_true",
+                    help="count Python lines per call of the qnhw pair instead")
     args = ap.parse_args()
     if args.child:
         child(args.child, args.calls, args.window)
+        return
+    if args.lines:
+        for window in WINDOWS:
+            count_lines(2000, window)
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is needed (Debian: apt install valgrind)")
     n = args.calls - args.calls % 8
     per_call: dict[str, dict[str, int]] = {}
+    cpu_us: dict[str, dict[str, float]] = {}
     for variant in ("bare", "asyncio", "qnhw"):
         for window in WINDOWS:
             short, long_ = count(variant, n, window), count(variant, 3 * n, window)
             per_call.setdefault(variant, {})[f"w{window}"] = round((long_ - short) / (2 * n))
-    print(f"{'variant':<10}" + "".join(f"{'instr/call @' + str(w):>18}" for w in WINDOWS))
+            cpu_us.setdefault(variant, {})[f"w{window}"] = round(
+                cpu_per_call(variant, 5 * n, window), 1)
+    print(f"{'variant':<10}" + "".join(f"{'instr/call @' + str(w):>18}" for w in WINDOWS)
+          + "".join(f"{'CPU us/call @' + str(w):>17}" for w in WINDOWS))
     for variant, figs in per_call.items():
-        print(f"{variant:<10}" + "".join(f"{figs[f'w{w}']:>18,}" for w in WINDOWS))
+        print(f"{variant:<10}" + "".join(f"{figs[f'w{w}']:>18,}" for w in WINDOWS)
+              + "".join(f"{cpu_us[variant][f'w{w}']:>17.1f}" for w in WINDOWS))
     ratios = {f"{v}_over_bare_w{w}": round(per_call[v][f"w{w}"] / per_call["bare"][f"w{w}"], 3)
               for v in ("asyncio", "qnhw") for w in WINDOWS}
     print("  ".join(f"{k} {r:.2f}" for k, r in ratios.items()))
     emit_json({"benchmark": "rpc_instructions", "calls": n, "instructions_per_call": per_call,
-               **ratios})
+               "cpu_us_per_call_native": cpu_us, **ratios})
 
 
 if __name__ == "__main__":
