@@ -309,19 +309,11 @@ class TimeTaggerEmulator(Emulator):
         """Change one channel's settings."""
         self.check_fault()
         self._physical(channel)
-        lo, hi = self.threshold_range
-        if threshold is not None and not lo <= threshold <= hi:
-            raise BadParams(f"threshold outside [{lo:g}, {hi:g}] V", {"param": "threshold"})
-        dlo, dhi = self.dead_time_range
-        if dead_time is not None and not dlo <= dead_time <= dhi:
-            raise BadParams(f"dead_time outside [{dlo:g}, {dhi:g}] s", {"param": "dead_time"})
-        self.clock.flush()
-        cfg = self.config[channel]
-        for key, value in (("enabled", enabled), ("threshold", threshold), ("edge", edge),
-                           ("delay", delay), ("dead_time", dead_time)):
-            if value is not None:
-                cfg[key] = value
-        return dict(cfg)
+        self.clock.flush()  # tags up to now were made with the old settings
+        return tagger_contract.apply_channel_settings(
+            self.config[channel], threshold_range=self.threshold_range,
+            dead_time_range=self.dead_time_range, enabled=enabled, threshold=threshold,
+            edge=edge, delay=delay, dead_time=dead_time)
 
     def get_channel(self, channel: int) -> dict[str, Any]:
         """One channel's settings."""

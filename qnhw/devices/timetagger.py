@@ -14,7 +14,7 @@ Optional features: ``test_signal``, ``coincidences``, ``histogram``, ``bias_cont
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,7 @@ import numpy.typing as npt
 from qnhw.contract.spec import Command, Contract, Field, Param, StreamSpec
 from qnhw.devices._schema import FANOUT, FEATURES_FIELD, Mode, Number, float_pair, int_list
 from qnhw.devices.base import Driver
+from qnhw.errors import BadParams
 from qnhw.runtime.streams import Subscription
 
 EDGES = ("rising", "falling")
@@ -190,6 +191,29 @@ class Histogram(TypedDict):
     bin_width: float
 
 
+def apply_channel_settings(config: dict[str, Any], *, threshold_range: Sequence[float],
+                           dead_time_range: Sequence[float], enabled: bool | None,
+                           threshold: float | None, edge: str | None, delay: float | None,
+                           dead_time: float | None) -> dict[str, Any]:
+    """The device side of ``configure_channel``, for implementations of this contract.
+
+    Checks ``threshold`` (V) and ``dead_time`` (s) against the device's ranges (raises
+    :class:`BadParams` naming the parameter, changing nothing), then sets every argument that is
+    not None in ``config``, one channel's settings map. Returns a copy of the new settings.
+    """
+    lo, hi = threshold_range
+    if threshold is not None and not lo <= threshold <= hi:
+        raise BadParams(f"threshold outside [{lo:g}, {hi:g}] V", {"param": "threshold"})
+    dlo, dhi = dead_time_range
+    if dead_time is not None and not dlo <= dead_time <= dhi:
+        raise BadParams(f"dead_time outside [{dlo:g}, {dhi:g}] s", {"param": "dead_time"})
+    for key, value in (("enabled", enabled), ("threshold", threshold), ("edge", edge),
+                       ("delay", delay), ("dead_time", dead_time)):
+        if value is not None:
+            config[key] = value
+    return dict(config)
+
+
 class TimeTagger(Driver):
     """Async driver of detectors behind a time tagger (contract ``TimeTagger`` 1.0).
 
@@ -277,5 +301,15 @@ class TimeTagger(Driver):
         return self._subscribe("tags", mode, maxsize, credit)
 
 
-__all__ = ["CONTRACT", "DETECTOR_TYPES", "EDGES", "ChannelConfig", "CoincidenceChannel",
-           "CountResult", "Histogram", "StopResult", "TimeTagger"]
+__all__ = [
+    "CONTRACT",
+    "DETECTOR_TYPES",
+    "EDGES",
+    "ChannelConfig",
+    "CoincidenceChannel",
+    "CountResult",
+    "Histogram",
+    "StopResult",
+    "TimeTagger",
+    "apply_channel_settings",
+]

@@ -484,20 +484,10 @@ class ReferenceTagger(ReferenceDevice):
                           dead_time: float | None) -> dict[str, Any]:
         self._physical(channel)
         caps = self.default_capabilities()
-        if threshold is not None and not caps["threshold_range"][0] <= threshold <= \
-                caps["threshold_range"][1]:
-            raise BadParams(f"threshold outside {caps['threshold_range']} V",
-                            {"param": "threshold"})
-        if dead_time is not None and not caps["dead_time_range"][0] <= dead_time <= \
-                caps["dead_time_range"][1]:
-            raise BadParams(f"dead_time outside {caps['dead_time_range']} s",
-                            {"param": "dead_time"})
-        cfg = self.config[channel]
-        for key, value in (("enabled", enabled), ("threshold", threshold), ("edge", edge),
-                           ("delay", delay), ("dead_time", dead_time)):
-            if value is not None:
-                cfg[key] = value
-        return dict(cfg)
+        return timetagger.apply_channel_settings(
+            self.config[channel], threshold_range=caps["threshold_range"],
+            dead_time_range=caps["dead_time_range"], enabled=enabled, threshold=threshold,
+            edge=edge, delay=delay, dead_time=dead_time)
 
     def get_channel(self, channel: int) -> dict[str, Any]:
         self._physical(channel)
