@@ -7,6 +7,9 @@
 (c)  qnhw Client.call -> DeviceServer no-op command                          (what users get)
 (d)  minimal asyncio client on the socket FD (add_reader, drain with ZMQ_EVENTS) -> (a)'s
      server: the floor of the integration qnhw chose, without any protocol work
+(e)  qnhw Client.call -> a minimal synchronous server that speaks just enough of the protocol
+     (hello, heartbeat, reply): c's client with (a)'s kind of server, which splits c's cost
+     between qnhw's client and its asynchronous DeviceServer
 
 Servers run in separate processes; loopback tcp. Each round runs every variant at 1 call in
 flight (latency per call) and at 8 in flight (throughput), so machine noise hits all alike.
@@ -44,6 +47,30 @@ def bare_server(conn: Any) -> None:
         ident, body = sock.recv_multipart()
         req = msgpack.unpackb(body)
         sock.send_multipart([ident, msgpack.packb({"k": "rep", "id": req["id"], "r": None})])
+
+
+def protocol_server(conn: Any) -> None:
+    """(a)'s synchronous ROUTER, answering hello and heartbeats too, so a qnhw Client can use
+    it: every request gets an empty reply."""
+    from qnhw.protocol import messages
+    from qnhw.protocol.version import FEATURES, PROTOCOL_VERSION
+
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    conn.send(f"tcp://127.0.0.1:{port}")
+    welcome = messages.encode_message(messages.Welcome(
+        PROTOCOL_VERSION, list(FEATURES), "bench", 1, 1.0, None, None, {}))
+    while True:
+        ident, body = sock.recv_multipart()
+        msg = msgpack.unpackb(body)
+        kind = msg.get("k")
+        if kind == "req":
+            sock.send_multipart([ident, msgpack.packb({"k": "rep", "id": msg["id"], "r": None})])
+        elif kind == "hello":
+            sock.send_multipart([ident, *welcome])
+        elif kind == "hb":
+            sock.send_multipart([ident, body])
 
 
 def asyncio_server(conn: Any) -> None:
@@ -232,7 +259,7 @@ async def run_qnhw(address: str, n: int, window: int) -> tuple[list[float], floa
 
 
 VARIANTS = {"a": "sync pyzmq", "b": "zmq.asyncio", "b1": "zmq.asyncio/sync",
-            "c": "qnhw Client", "d": "fd reader"}
+            "c": "qnhw Client", "d": "fd reader", "e": "qnhw Client/sync"}
 
 
 def main() -> None:
@@ -241,7 +268,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     procs = {name: start_process(target) for name, target in
-             (("sync", bare_server), ("asyncio", asyncio_server), ("qnhw", qnhw_server))}
+             (("sync", bare_server), ("asyncio", asyncio_server), ("qnhw", qnhw_server),
+              ("protocol", protocol_server))}
     addr = {name: address for name, (_, address) in procs.items()}
     runs: dict[str, Callable[[int, int], tuple[list[float], float]]] = {
         "a": lambda n, w: run_sync(addr["sync"], n, w),
@@ -249,6 +277,7 @@ def main() -> None:
         "b1": lambda n, w: asyncio.run(run_asyncio_zmq(addr["sync"], n, w)),
         "c": lambda n, w: asyncio.run(run_qnhw(addr["qnhw"], n, w)),
         "d": lambda n, w: asyncio.run(run_fd_reader(addr["sync"], n, w)),
+        "e": lambda n, w: asyncio.run(run_qnhw(addr["protocol"], n, w)),
     }
     lat: dict[str, list[float]] = {k: [] for k in VARIANTS}
     thr: dict[str, list[float]] = {k: [] for k in VARIANTS}
