@@ -6,7 +6,8 @@
        numbers, timestamps, credit flow control, gap accounting. No event may be lost.
 
 Producers run in separate processes; loopback tcp. Batches of 1k, 64k and 1M int64 elements,
-the variants interleaved per round. Run: ``.venv/bin/python benchmarks/stream_throughput.py``.
+the variants interleaved per round (which goes first alternates). Run:
+``.venv/bin/python benchmarks/stream_throughput.py [--rounds R]`` (default 5 rounds).
 Ends with one JSON line of figures; docs/performance.md explains them.
 """
 
@@ -126,7 +127,7 @@ def start_with_control(target: Any) -> tuple[Any, Any, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--credit", type=int, default=256)
     args = ap.parse_args()
     counts = {1_000: 20_000, 64_000: 2_000, 1_000_000: 150}
@@ -135,13 +136,17 @@ def main() -> None:
     rates: dict[str, dict[int, list[float]]] = {"raw": {}, "qnhw": {}}
     missed = 0
     try:
-        for _ in range(args.rounds):
+        for round_ in range(args.rounds):
             for size in SIZES:
                 n = counts[size]
-                rates["raw"].setdefault(size, []).append(raw_consume(raw_addr, n, size, raw_conn))
-                rate, lost = asyncio.run(qnhw_consume(q_addr, n, size, args.credit))
-                rates["qnhw"].setdefault(size, []).append(rate)
-                missed += lost
+                # alternate which side goes first, so order effects cancel over the rounds
+                for side in (("raw", "qnhw") if round_ % 2 == 0 else ("qnhw", "raw")):
+                    if side == "raw":
+                        rate = raw_consume(raw_addr, n, size, raw_conn)
+                    else:
+                        rate, lost = asyncio.run(qnhw_consume(q_addr, n, size, args.credit))
+                        missed += lost
+                    rates[side].setdefault(size, []).append(rate)
     finally:
         stop_process(raw)
         stop_process(qp)
