@@ -12,7 +12,8 @@
      between qnhw's client and its asynchronous DeviceServer
 
 Servers run in separate processes; loopback tcp. Each round runs every variant at 1 call in
-flight (latency per call) and at 8 in flight (throughput), so machine noise hits all alike.
+flight (latency per call) and at 8 in flight (throughput), so machine noise hits all alike; the
+order of the variants rotates from round to round.
 Run: ``.venv/bin/python benchmarks/rpc_latency.py [--calls N] [--rounds R]``.
 Ends with one JSON line of figures; docs/performance.md explains them.
 """
@@ -282,9 +283,11 @@ def main() -> None:
     lat: dict[str, list[float]] = {k: [] for k in VARIANTS}
     thr: dict[str, list[float]] = {k: [] for k in VARIANTS}
     try:
-        for _ in range(args.rounds):
+        keys = list(VARIANTS)
+        for round_ in range(args.rounds):
+            order = keys[round_ % len(keys):] + keys[:round_ % len(keys)]  # rotate: no order bias
             for window in (1, 8):
-                for key in VARIANTS:
+                for key in order:
                     samples, rate = runs[key](args.calls, window)
                     if window == 1:
                         lat[key].extend(samples)
