@@ -56,7 +56,6 @@ from qnhw.errors import BadParams, Busy, DeviceFault
 __all__ = ["QuantumMemoryEmulator"]
 
 ComplexArray = npt.NDArray[np.complex128]
-TWO_QUBIT_GATES = frozenset({"cx", "cz", "crx", "cry", "swap"})
 DEPHASING = ("exponential", "gaussian")
 
 
@@ -238,14 +237,7 @@ class QuantumMemoryEmulator(Emulator):
         if name not in self.gates:
             raise BadParams(f"gate {name!r} is not native here ({self.gates})",
                             {"param": "name", "value": name})
-        two = name in TWO_QUBIT_GATES
-        if len(qubits) != (2 if two else 1):
-            raise BadParams(f"gate {name!r} acts on {2 if two else 1} qubit(s)",
-                            {"param": "qubits"})
-        if two and qubits[0] == qubits[1]:
-            raise BadParams("a two-qubit gate needs two different qubits", {"param": "qubits"})
-        if name not in memory_contract.ROTATIONS and angle != 0.0:
-            raise BadParams(f"gate {name!r} takes no angle", {"param": "angle"})
+        two = memory_contract.check_gate(name, qubits, angle)
         qs = [self._qubit(q) for q in qubits]
         now = self.lab_ps()
         try:
@@ -388,9 +380,10 @@ class QuantumMemoryEmulator(Emulator):
                           "t1": m.t1_s, "t2": m.t2_s, "dephasing": m.dephasing,
                           "readout_error_0": self.readout_error_0,
                           "readout_error_1": self.readout_error_1})
-        gates = [{"gate": g, "qubits": [0, 1] if g in TWO_QUBIT_GATES else [0],
-                  "duration": self.gate_time_2q if g in TWO_QUBIT_GATES else self.gate_time_1q,
-                  "error": self.gate_error_2q if g in TWO_QUBIT_GATES else self.gate_error_1q}
+        two = memory_contract.TWO_QUBIT_GATES
+        gates = [{"gate": g, "qubits": [0, 1] if g in two else [0],
+                  "duration": self.gate_time_2q if g in two else self.gate_time_1q,
+                  "error": self.gate_error_2q if g in two else self.gate_error_1q}
                  for g in self.gates]
         return {"platform": self.platform, "qubits": self.n, "slots": self.n_slots,
                 "communication_qubits": list(self.communication), "gates": list(self.gates),

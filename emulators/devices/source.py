@@ -185,13 +185,9 @@ class PhotonSourceEmulator(Emulator):
         self.check_fault()
         if self.mode is not None:
             raise Busy("disarm before changing the configuration")
-        lo, hi = self.rate_range
-        if repetition_rate is not None and not lo <= repetition_rate <= hi:
-            raise BadParams(f"repetition_rate must be within [{lo:g}, {hi:g}] Hz",
-                            {"param": "repetition_rate"})
-        if mean_photon_number is not None and mean_photon_number > self.max_mu:
-            raise BadParams(f"mean_photon_number above this source's maximum {self.max_mu:g}",
-                            {"param": "mean_photon_number"})
+        source_contract.check_config(repetition_rate, mean_photon_number,
+                                     rate_range=self.rate_range,
+                                     max_mean_photon_number=self.max_mu)
         if repetition_rate is not None:
             self.rate = repetition_rate
         if mean_photon_number is not None:

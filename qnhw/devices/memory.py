@@ -21,6 +21,7 @@ from typing import TypedDict
 from qnhw.contract.spec import Command, Contract, Field, Param, StreamSpec
 from qnhw.devices._schema import FANOUT, FEATURES_FIELD, Instant, Mode, Number, ts_field, ts_param
 from qnhw.devices.base import Driver
+from qnhw.errors import BadParams
 from qnhw.protocol.types import Timestamp
 from qnhw.runtime.streams import Subscription
 
@@ -31,11 +32,28 @@ MEMORY_GATES: tuple[str, ...] = (
 )  # fmt: skip
 #: Gates that take an angle.
 ROTATIONS: frozenset[str] = frozenset({"rx", "ry", "rz", "crx", "cry"})
+#: Gates that act on two qubits (the others act on one).
+TWO_QUBIT_GATES: frozenset[str] = frozenset({"cx", "cz", "crx", "cry", "swap"})
 BELL_STATES: tuple[str, ...] = ("phi+", "phi-", "psi+", "psi-")
 QUBIT_STATES: tuple[str, ...] = ("uninitialized", "initialized", "measured", "emitted",
                                  "stored", "entangled", "busy")
 STATE_EVENTS: tuple[str, ...] = ("initialized", "gate", "measured", "emitted", "stored",
                                  "retrieved", "entangled", "entangle_failed")
+
+def check_gate(name: str, qubits: Sequence[int], angle: float) -> bool:
+    """The device side of ``gate``'s argument checks, for implementations of this contract:
+    the number of qubits fits the gate, a two-qubit gate's qubits differ, only rotations take an
+    angle. Raises :class:`BadParams` naming the parameter; returns whether the gate acts on two
+    qubits. (Whether the device offers ``name`` and has those qubits is its own check.)"""
+    two = name in TWO_QUBIT_GATES
+    if len(qubits) != (2 if two else 1):
+        raise BadParams(f"gate {name!r} acts on {2 if two else 1} qubit(s)", {"param": "qubits"})
+    if two and qubits[0] == qubits[1]:
+        raise BadParams("a two-qubit gate needs two different qubits", {"param": "qubits"})
+    if name not in ROTATIONS and angle != 0.0:
+        raise BadParams(f"gate {name!r} takes no angle", {"param": "angle"})
+    return two
+
 
 _QUBIT = Param("qubit", "int", "qubit index (0-based)", min=0, max=4095)
 _SLOT = Param("slot", "int", "memory slot index (0-based)", min=0, max=4095)
@@ -293,6 +311,19 @@ class QuantumMemory(Driver):
         return self._subscribe("state_changes", mode, maxsize, credit)
 
 
-__all__ = ["BELL_STATES", "CONTRACT", "MEMORY_GATES", "ROTATIONS", "EmitResult",
-           "EntangleResult", "MeasureResult", "MemoryStatus", "QuantumMemory", "QubitStatus",
-           "RetrieveResult", "StoreResult"]
+__all__ = [
+    "BELL_STATES",
+    "CONTRACT",
+    "MEMORY_GATES",
+    "ROTATIONS",
+    "TWO_QUBIT_GATES",
+    "EmitResult",
+    "EntangleResult",
+    "MeasureResult",
+    "MemoryStatus",
+    "QuantumMemory",
+    "QubitStatus",
+    "RetrieveResult",
+    "StoreResult",
+    "check_gate",
+]

@@ -13,6 +13,7 @@ Optional features: ``triggered`` (``fire`` bursts at an absolute time), ``wavele
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypedDict
 
 from qnhw.contract.spec import Command, Contract, Field, Param, StreamSpec
@@ -27,6 +28,7 @@ from qnhw.devices._schema import (
     ts_param,
 )
 from qnhw.devices.base import Driver
+from qnhw.errors import BadParams
 from qnhw.protocol.types import Timestamp
 from qnhw.runtime.streams import Subscription
 
@@ -143,6 +145,20 @@ class FireResult(TypedDict):
     pulses: int
 
 
+def check_config(repetition_rate: float | None, mean_photon_number: float | None, *,
+                 rate_range: Sequence[float], max_mean_photon_number: float) -> None:
+    """The device side of ``configure``'s range checks, for implementations of this contract:
+    ``repetition_rate`` (Hz) within the device's ``rate_range``, ``mean_photon_number`` at most
+    its maximum. Raises :class:`BadParams` naming the parameter; None means unchanged."""
+    lo, hi = rate_range
+    if repetition_rate is not None and not lo <= repetition_rate <= hi:
+        raise BadParams(f"repetition_rate must be within [{lo:g}, {hi:g}] Hz",
+                        {"param": "repetition_rate"})
+    if mean_photon_number is not None and mean_photon_number > max_mean_photon_number:
+        raise BadParams(f"mean_photon_number above this source's maximum "
+                        f"{max_mean_photon_number:g}", {"param": "mean_photon_number"})
+
+
 class PhotonSource(Driver):
     """Async driver of a PhotonSource (contract ``PhotonSource`` 1.0).
 
@@ -197,4 +213,4 @@ class PhotonSource(Driver):
 
 
 __all__ = ["ARM_MODES", "CONTRACT", "SOURCE_KINDS", "DisarmResult", "FireResult",
-           "PhotonSource", "SourceConfig"]
+           "PhotonSource", "SourceConfig", "check_config"]

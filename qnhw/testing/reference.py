@@ -196,14 +196,7 @@ class ReferenceMemory(ReferenceDevice):
     async def gate(self, name: str, qubits: list[int], angle: float) -> None:
         for q in qubits:
             self._qubit(q)
-        two = name in ("cx", "cz", "crx", "cry", "swap")
-        if len(qubits) != (2 if two else 1):
-            raise BadParams(f"gate {name!r} acts on {2 if two else 1} qubits",
-                            {"param": "qubits"})
-        if two and qubits[0] == qubits[1]:
-            raise BadParams("a two-qubit gate needs two different qubits", {"param": "qubits"})
-        if name not in memory.ROTATIONS and angle != 0.0:
-            raise BadParams(f"gate {name!r} takes no angle", {"param": "angle"})
+        two = memory.check_gate(name, qubits, angle)
         if not two:
             q = qubits[0]
             if name == "h":
@@ -348,13 +341,9 @@ class ReferenceSource(ReferenceDevice):
                   trigger: str | None) -> dict[str, Any]:
         if self.mode is not None:
             raise Busy("disarm before changing the configuration")
-        lo, hi = self.default_capabilities()["repetition_rate_range"]
-        if repetition_rate is not None and not lo <= repetition_rate <= hi:
-            raise BadParams(f"repetition_rate must be within [{lo:g}, {hi:g}] Hz",
-                            {"param": "repetition_rate"})
-        if mean_photon_number is not None and mean_photon_number > 1.0:
-            raise BadParams("mean_photon_number above this source's maximum 1.0",
-                            {"param": "mean_photon_number"})
+        source.check_config(repetition_rate, mean_photon_number,
+                            rate_range=self.default_capabilities()["repetition_rate_range"],
+                            max_mean_photon_number=1.0)
         if repetition_rate is not None:
             self.rate = repetition_rate
         if mean_photon_number is not None:
