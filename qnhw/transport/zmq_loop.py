@@ -115,10 +115,13 @@ class LoopSocket:
         """Send one multipart message without blocking.
 
         Raises ``zmq.Again`` when the socket's high-water mark is reached (or, on a ROUTER with
-        ``ROUTER_MANDATORY``, ``zmq.ZMQError`` with ``EHOSTUNREACH`` for an unknown peer).
+        ``ROUTER_MANDATORY``, ``zmq.ZMQError`` with ``EHOSTUNREACH`` for an unknown peer);
+        ``ValueError`` for an empty ``frames``.
         """
         sock = self.sock
         last = len(frames) - 1
+        if last < 0:
+            raise ValueError("a message needs at least one frame")
         for i in range(last):  # (once its first frame is queued, a multipart message is whole)
             _send(sock, frames[i], _NOBLOCK_MORE, copy, False)
         _send(sock, frames[last], _NOBLOCK, copy, False)
