@@ -1,11 +1,17 @@
 """What the emulators of this package share: lab access, the server, background tasks.
 
 An emulator is built from an :class:`~emulators.devices.env.EmulatorEnv` and keyword
-parameters (a bad value raises ``ValueError`` naming it), serves its contract through
-:meth:`Emulator.build_server` / :meth:`Emulator.start`, and reaches the rest of the lab only
+parameters (a bad value raises ``ValueError`` naming it) and reaches the rest of the lab only
 through ``env.world``: an :class:`emulators.lab.world.World` inside a lab, ``None`` standalone.
 Standalone, an emulator runs on a private wall clock with a perfect clock domain (and a private
 qubit registry), so every emulator also works alone -- against the conformance kit, say.
+
+Every emulator of this package, whether built on :class:`Emulator` or not (the QPU,
+transducer, switch and timing card keep their own clocks), has the same lifecycle:
+``build_server(address, features=..., name=..., **server_opts)`` returns a server not yet
+started; ``await serve(address, **opts)`` builds and starts one and returns it (not ``start``:
+that is a TimeTagger command); ``await aclose()`` stops the emulator's background work (tasks,
+tickers) and leaves the server to its owner, who stops it with ``server.stop()``.
 """
 
 from __future__ import annotations

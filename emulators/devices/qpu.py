@@ -896,17 +896,16 @@ class QPUEmulator:
             clock=self.env.now_ps, clock_domain=self.env.domain, **server_opts)
         return self.server
 
-    async def start(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
+    async def serve(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
         """Build and start the server; returns it (``server.address`` is bound)."""
         server = self.build_server(address, **opts)
         await server.start()
         self._log.info("qpu emulator serving", endpoint=server.address)
         return server
 
-    async def stop(self) -> None:
-        """Stop the server (pending calls are cancelled)."""
-        if self.server is not None:
-            await self.server.stop()
+    async def aclose(self) -> None:
+        """Stop background work: this emulator runs none (no timers, no tasks), so there is
+        nothing to stop; the server, if any, is its owner's to stop."""
 
 
 async def start_qpu(env: EmulatorEnv, address: str = "tcp://127.0.0.1:0", *,
@@ -916,4 +915,4 @@ async def start_qpu(env: EmulatorEnv, address: str = "tcp://127.0.0.1:0", *,
 
     Returns the started server; ``await server.stop()`` ends it.
     """
-    return await QPUEmulator(env, **params).start(address, features=features, name=name)
+    return await QPUEmulator(env, **params).serve(address, features=features, name=name)

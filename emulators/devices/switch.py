@@ -303,17 +303,16 @@ class SwitchEmulator:
             **server_opts)
         return self.server
 
-    async def start(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
+    async def serve(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
         """Build and start the server; returns it."""
         server = self.build_server(address, **opts)
         await server.start()
         self._log.info("switch emulator serving", endpoint=server.address)
         return server
 
-    async def stop(self) -> None:
-        """Stop the server."""
-        if self.server is not None:
-            await self.server.stop()
+    async def aclose(self) -> None:
+        """Stop background work: this emulator runs none (no timers, no tasks), so there is
+        nothing to stop; the server, if any, is its owner's to stop."""
 
 
 async def start_switch(env: EmulatorEnv, address: str = "tcp://127.0.0.1:0", *,
@@ -321,4 +320,4 @@ async def start_switch(env: EmulatorEnv, address: str = "tcp://127.0.0.1:0", *,
                        **params: Any) -> DeviceServer:
     """Create a :class:`SwitchEmulator` from ``params`` and serve it at ``address``; returns
     the started server (``await server.stop()`` ends it)."""
-    return await SwitchEmulator(env, **params).start(address, features=features, name=name)
+    return await SwitchEmulator(env, **params).serve(address, features=features, name=name)

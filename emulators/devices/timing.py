@@ -868,19 +868,13 @@ class TimingCardEmulator:
             server_cls=_CardServer, card=self, **server_opts)
         return self.server
 
-    async def start(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
+    async def serve(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
         """Build and start the server (and the PPS task); returns it."""
         server = self.build_server(address, **opts)
         await server.start()
         self._log.info("timing card emulator serving", endpoint=server.address)
         return server
 
-    async def stop(self) -> None:
-        """Stop the server and every background task."""
-        if self.server is not None:
-            await self.server.stop()
-        else:
-            await self.aclose()
 
 
 async def start_timing_card(env: EmulatorEnv, address: str = "tcp://127.0.0.1:0", *,
@@ -888,5 +882,5 @@ async def start_timing_card(env: EmulatorEnv, address: str = "tcp://127.0.0.1:0"
                             **params: Any) -> DeviceServer:
     """Create a :class:`TimingCardEmulator` from ``params`` and serve it at ``address``;
     returns the started server (``await server.stop()`` also ends the card's tasks)."""
-    return await TimingCardEmulator(env, **params).start(address, features=features,
+    return await TimingCardEmulator(env, **params).serve(address, features=features,
                                                          name=name)

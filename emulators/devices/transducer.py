@@ -439,17 +439,16 @@ class TransducerEmulator:
             **server_opts)
         return self.server
 
-    async def start(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
+    async def serve(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
         """Build and start the server; returns it."""
         server = self.build_server(address, **opts)
         await server.start()
         self._log.info("transducer emulator serving", endpoint=server.address)
         return server
 
-    async def stop(self) -> None:
-        """Stop the server."""
-        if self.server is not None:
-            await self.server.stop()
+    async def aclose(self) -> None:
+        """Stop background work: this emulator runs none (no timers, no tasks), so there is
+        nothing to stop; the server, if any, is its owner's to stop."""
 
 
 async def start_transducer(env: EmulatorEnv, address: str = "tcp://127.0.0.1:0", *,
@@ -457,5 +456,5 @@ async def start_transducer(env: EmulatorEnv, address: str = "tcp://127.0.0.1:0",
                            **params: Any) -> DeviceServer:
     """Create a :class:`TransducerEmulator` from ``params`` and serve it at ``address``;
     returns the started server (``await server.stop()`` ends it)."""
-    return await TransducerEmulator(env, **params).start(address, features=features,
+    return await TransducerEmulator(env, **params).serve(address, features=features,
                                                          name=name)

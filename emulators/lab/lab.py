@@ -17,7 +17,6 @@ requests (virtual time) and so transport faults can delay or drop replies.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import inspect
 import itertools
@@ -67,10 +66,6 @@ class DeviceEntry:
     def name(self) -> str:
         return self.config.name
 
-    @property
-    def native(self) -> bool:
-        """Whether the emulator is one of this package's (has ``aclose``)."""
-        return hasattr(self.emulator, "aclose")
 
 
 def ports_of(kind: str, emulator: Any) -> list[str] | None:
@@ -447,13 +442,7 @@ class Lab:
             if entry.server is not None:
                 await entry.server.stop()
             entry.up = False
-            if entry.native:
-                await entry.emulator.aclose()
-            else:
-                stop = getattr(entry.emulator, "stop", None)
-                if callable(stop) and inspect.iscoroutinefunction(stop):
-                    with contextlib.suppress(Exception):
-                        await stop()
+            await entry.emulator.aclose()
         await self.clock.stop()
         if self._own_ipc_dir and self._ipc_dir is not None:
             shutil.rmtree(self._ipc_dir, ignore_errors=True)

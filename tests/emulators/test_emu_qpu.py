@@ -60,7 +60,7 @@ async def test_qpu_without_live_register_conforms() -> None:
     """12 qubits exceed the live register: the feature is not offered and the kit adapts."""
     emu = QPUEmulator(standalone_env("big", seed=1), n_qubits=12, coupling_map=[[0, 1]])
     assert emu.features == []
-    server = await emu.start("tcp://127.0.0.1:0")
+    server = await emu.serve("tcp://127.0.0.1:0")
     try:
         for case in conformance.cases("QPU", checks=("describe", "capabilities",
                                                      "unknown_command", "exercise")):
@@ -74,7 +74,7 @@ async def test_qpu_without_live_register_conforms() -> None:
 
 async def test_bell_on_noiseless_qpu_over_the_wire() -> None:
     emu = QPUEmulator(standalone_env("qpu", seed=7), repetition_delay=0.0, **IDEAL)
-    server = await emu.start()
+    server = await emu.serve()
     try:
         async with QPU.connect(server.address) as qpu:
             res = await qpu.run(BELL, shots=4000, memory=True)
@@ -180,7 +180,7 @@ async def test_run_spends_the_duration_of_the_shots() -> None:
 
 async def test_live_register_keeps_a_bell_pair_between_calls() -> None:
     emu = QPUEmulator(standalone_env("qpu", seed=9), n_qubits=2, **IDEAL)
-    server = await emu.start()
+    server = await emu.serve()
     prepare = HEAD + "qreg q[2];\nh q[0];\ncx q[0], q[1];\n"
     ones = 0
     try:
@@ -312,7 +312,7 @@ async def test_handlers_refuse_invalid_requests() -> None:
 
 async def test_injected_fault_reaches_the_client() -> None:
     emu = QPUEmulator(standalone_env("qpu", seed=1))
-    server = await emu.start()
+    server = await emu.serve()
     try:
         async with QPU.connect(server.address) as qpu:
             emu.set_fault("dilution refrigerator warming up")

@@ -83,7 +83,7 @@ async def test_route_changes_stream_and_power_monitor_over_the_wire() -> None:
     sw.set_input_power(2, 2e-3)
     seen: list[dict[int, int]] = []
     sw.add_route_listener(seen.append)
-    server = await sw.start()
+    server = await sw.serve()
     try:
         async with OpticalSwitch.connect(server.address) as drv:
             async with drv.route_changes(mode="lossless") as sub:

@@ -247,7 +247,7 @@ async def test_triggers_pps_and_loopback_tags_over_the_wire() -> None:
     card = TimingCardEmulator(standalone_env("wr", seed=5))
     heard: list[tuple[int, int]] = []
     card.add_trigger_listener(lambda ch, ps, lab: heard.append((ch, ps)))
-    server = await card.start()
+    server = await card.serve()
     try:
         async with TimingCard.connect(server.address) as drv:
             await drv.configure_input(0, True)
@@ -297,7 +297,7 @@ async def test_triggers_pps_and_loopback_tags_over_the_wire() -> None:
 
 async def test_forward_step_skips_the_pulses_it_jumps_over() -> None:
     card = TimingCardEmulator(standalone_env("wr", seed=6))
-    server = await card.start()
+    server = await card.serve()
     try:
         async with TimingCard.connect(server.address) as drv:
             async with drv.triggers(mode="lossless") as trig:

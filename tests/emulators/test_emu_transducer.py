@@ -160,7 +160,7 @@ async def test_calibrate_measures_eta_and_n_add() -> None:
 
 async def test_over_the_wire_status_and_busy_states() -> None:
     emu = TransducerEmulator(standalone_env("qnu", seed=2), settle_time=1e-3)
-    server = await emu.start()
+    server = await emu.serve()
     try:
         async with Transducer.connect(server.address) as qnu:
             with pytest.raises(Busy, match="before calibrating"):
