@@ -10,6 +10,7 @@
 (e)  qnhw Client.call -> a minimal synchronous server that speaks just enough of the protocol
      (hello, heartbeat, reply): c's client with (a)'s kind of server, which splits c's cost
      between qnhw's client and its asynchronous DeviceServer
+(cu) c with client and server on uvloop (only when uvloop is installed; the test extra has it)
 
 Servers run in separate processes; loopback tcp. Each round runs every variant at 1 call in
 flight (latency per call) and at 8 in flight (throughput), so machine noise hits all alike; the
@@ -22,11 +23,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 import zmq
@@ -35,7 +37,18 @@ import zmq.asyncio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit_json, start_process, stop_process, summary  # noqa: E402
 
+T = TypeVar("T")
 REQUEST = {"k": "req", "id": 1, "m": "noop", "p": {}, "dl": 5_000_000}
+
+
+def run_on(loop: str, main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on a new loop: ``"asyncio"`` (the standard one) or ``"uvloop"``."""
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)
+    return asyncio.run(main)
 
 
 def bare_server(conn: Any) -> None:
@@ -91,7 +104,8 @@ def asyncio_server(conn: Any) -> None:
     asyncio.run(main())
 
 
-def qnhw_server(conn: Any) -> None:
+def qnhw_server(conn: Any, loop: str = "asyncio") -> None:
+    """A DeviceServer with a no-op command, on the event loop ``loop`` (asyncio or uvloop)."""
     from qnhw.contract import Command
     from qnhw.runtime import DeviceServer
 
@@ -102,7 +116,7 @@ def qnhw_server(conn: Any) -> None:
         conn.send(srv.address)
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    run_on(loop, main())
 
 
 def run_sync(address: str, n: int, window: int) -> tuple[list[float], float]:
@@ -261,6 +275,8 @@ async def run_qnhw(address: str, n: int, window: int) -> tuple[list[float], floa
 
 VARIANTS = {"a": "sync pyzmq", "b": "zmq.asyncio", "b1": "zmq.asyncio/sync",
             "c": "qnhw Client", "d": "fd reader", "e": "qnhw Client/sync"}
+if importlib.util.find_spec("uvloop") is not None:
+    VARIANTS["cu"] = "qnhw on uvloop"
 
 
 def main() -> None:
@@ -268,9 +284,12 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=3000, help="calls per variant per round")
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    procs = {name: start_process(target) for name, target in
-             (("sync", bare_server), ("asyncio", asyncio_server), ("qnhw", qnhw_server),
-              ("protocol", protocol_server))}
+    servers: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = [
+        ("sync", bare_server, ()), ("asyncio", asyncio_server, ()), ("qnhw", qnhw_server, ()),
+        ("protocol", protocol_server, ())]
+    if "cu" in VARIANTS:
+        servers.append(("qnhw_uvloop", qnhw_server, ("uvloop",)))
+    procs = {name: start_process(target, *extra) for name, target, extra in servers}
     addr = {name: address for name, (_, address) in procs.items()}
     runs: dict[str, Callable[[int, int], tuple[list[float], float]]] = {
         "a": lambda n, w: run_sync(addr["sync"], n, w),
@@ -279,6 +298,7 @@ def main() -> None:
         "c": lambda n, w: asyncio.run(run_qnhw(addr["qnhw"], n, w)),
         "d": lambda n, w: asyncio.run(run_fd_reader(addr["sync"], n, w)),
         "e": lambda n, w: asyncio.run(run_qnhw(addr["protocol"], n, w)),
+        "cu": lambda n, w: run_on("uvloop", run_qnhw(addr.get("qnhw_uvloop", ""), n, w)),
     }
     lat: dict[str, list[float]] = {k: [] for k in VARIANTS}
     thr: dict[str, list[float]] = {k: [] for k in VARIANTS}
@@ -307,6 +327,13 @@ def main() -> None:
     speedup_cb = stats["b"]["median_us"] / stats["c"]["median_us"]
     speedup_cb1 = stats["b1"]["median_us"] / stats["c"]["median_us"]
     thr_ca = w8["c"] / w8["a"]
+    uv = {}
+    if "cu" in VARIANTS:
+        uv = {"ratio_cu_over_a_latency": round(stats["cu"]["median_us"] / stats["a"]["median_us"],
+                                               3),
+              "ratio_cu_over_a_throughput_w8": round(w8["cu"] / w8["a"], 3)}
+        print(f"on uvloop: cu/a latency {uv['ratio_cu_over_a_latency']:.2f}, cu/a throughput "
+              f"@8 {uv['ratio_cu_over_a_throughput_w8']:.2f}")
     print(f"c/a latency {ratio_ca:.2f} (target <= 1.35); b/c speed-up {speedup_cb:.2f} "
           f"(target >= 1.5; b1/c {speedup_cb1:.2f}); c/a throughput @8 {thr_ca:.2f} "
           f"(target >= 0.6)")
@@ -316,7 +343,7 @@ def main() -> None:
         "ratio_c_over_a_latency": round(ratio_ca, 3),
         "speedup_c_over_b": round(speedup_cb, 3),
         "speedup_c_over_b1": round(speedup_cb1, 3),
-        "ratio_c_over_a_throughput_w8": round(thr_ca, 3),
+        "ratio_c_over_a_throughput_w8": round(thr_ca, 3), **uv,
         "targets_met": ratio_ca <= 1.35 and speedup_cb >= 1.5 and thr_ca >= 0.6,
     })
 
