@@ -6,8 +6,9 @@ through ``env.world``: an :class:`emulators.lab.world.World` inside a lab, ``Non
 Standalone, an emulator runs on a private wall clock with a perfect clock domain (and a private
 qubit registry), so every emulator also works alone -- against the conformance kit, say.
 
-Every emulator of this package, whether built on :class:`Emulator` or not (the QPU,
-transducer, switch and timing card keep their own clocks), has the same lifecycle:
+Every emulator of this package has the same lifecycle, whether built on :class:`Emulator`, on
+:class:`ForegroundEmulator` (QPU, transducer, switch: their own clocks, no background work) or,
+like the timing card, on its own:
 ``build_server(address, features=..., name=..., **server_opts)`` returns a server not yet
 started; ``await serve(address, **opts)`` builds and starts one and returns it (not ``start``:
 that is a TimeTagger command); ``await aclose()`` stops the emulator's background work (tasks,
@@ -95,10 +96,57 @@ def count(name: str, value: Any, minimum: int = 0, maximum: int | None = None) -
     return value
 
 
-class Emulator:
-    """Base of the emulators in this package (module docstring)."""
+class ContractServing:
+    """The server side every emulator here shares: :meth:`build_server` makes a
+    :class:`DeviceServer` for ``CONTRACT`` with the emulator's :meth:`capabilities`, clock
+    ``env.now_ps`` in ``env.domain``. Subclasses set ``env`` and ``server``."""
 
     CONTRACT: ClassVar[Contract]
+    env: EmulatorEnv
+    server: DeviceServer | None
+
+    @property
+    def features(self) -> list[str]:
+        """Optional contract features this emulator offers (default: all)."""
+        return list(self.CONTRACT.features)
+
+    def capabilities(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def build_server(self, address: str = "tcp://127.0.0.1:0", *,
+                     features: Sequence[str] | None = None, name: str | None = None,
+                     **server_opts: Any) -> DeviceServer:
+        """A (not yet started) :class:`DeviceServer`, clock ``env.now_ps`` in
+        ``env.domain``. ``features``: optional features to offer (default: all offered)."""
+        self.server = contract_server(
+            self, self.CONTRACT, name=name or self.env.name, address=address,
+            capabilities=self.capabilities(), available=self.features, features=features,
+            clock=self.env.now_ps, clock_domain=self.env.domain, **server_opts)
+        return self.server
+
+
+class ForegroundEmulator(ContractServing):
+    """Base of the emulators that keep their own state and clock and run no background work
+    (QPU, transducer, switch): :meth:`serve` builds and starts the server, :meth:`aclose` has
+    nothing to stop. Subclasses also set ``_log``."""
+
+    _log: Any
+
+    async def serve(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
+        """Build and start the server; returns it (``server.address`` is bound)."""
+        server = self.build_server(address, **opts)
+        await server.start()
+        self._log.info("emulator serving", endpoint=server.address)
+        return server
+
+    async def aclose(self) -> None:
+        """Stop background work: these emulators run none (no timers, no tasks), so there is
+        nothing to stop; the server, if any, is its owner's to stop."""
+
+
+class Emulator(ContractServing):
+    """Base of the emulators in this package (module docstring)."""
+
     KIND: ClassVar[str] = ""
 
     def __init__(self, env: EmulatorEnv) -> None:
@@ -179,25 +227,6 @@ class Emulator:
         return self._tasks.spawn(coro)
 
     # --- server ---------------------------------------------------------------------------
-
-    @property
-    def features(self) -> list[str]:
-        """Optional contract features this emulator offers (default: all)."""
-        return list(self.CONTRACT.features)
-
-    def capabilities(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def build_server(self, address: str = "tcp://127.0.0.1:0", *,
-                     features: Sequence[str] | None = None, name: str | None = None,
-                     **server_opts: Any) -> DeviceServer:
-        """A (not yet started) :class:`DeviceServer`, clock ``env.now_ps`` in
-        ``env.domain``. ``features``: optional features to offer (default: all offered)."""
-        self.server = contract_server(
-            self, self.CONTRACT, name=name or self.env.name, address=address,
-            capabilities=self.capabilities(), available=self.features, features=features,
-            clock=self.env.now_ps, clock_domain=self.env.domain, **server_opts)
-        return self.server
 
     async def serve(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
         """Build (if needed) and start the server; returns it. (Not ``start``: that is a

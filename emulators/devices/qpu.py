@@ -64,9 +64,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from emulators.devices.common import count, nonnegative, positive, probability
+from emulators.devices.common import ForegroundEmulator, count, nonnegative, positive, probability
 from emulators.devices.env import EmulatorEnv
-from emulators.devices.serving import contract_server
 from emulators.physics import qpu as phys_qpu
 from emulators.physics.channels import multi_qubit_depolarizing_kraus, relaxation_kraus
 from emulators.physics.errors import PhysicsError
@@ -324,7 +323,7 @@ class LiveRegister:
 # --- the emulator -------------------------------------------------------------------------
 
 
-class QPUEmulator:
+class QPUEmulator(ForegroundEmulator):
     """A QPU with noisy simulation, a Target-like descriptor and communication qubits.
 
     Parameters (SI units; a "per-qubit" value is a number for every qubit or a sequence of
@@ -881,31 +880,6 @@ class QPUEmulator:
         """Inject a device fault (every command fails with :class:`qnhw.DeviceFault`) or
         clear it with ``None``."""
         self._fault = message
-
-    # --- server ---------------------------------------------------------------------------
-
-    def build_server(self, address: str = "tcp://127.0.0.1:0", *,
-                     features: Sequence[str] | None = None, name: str | None = None,
-                     **server_opts: Any) -> DeviceServer:
-        """A (not yet started) :class:`DeviceServer` for this emulator, clock ``env.now_ps``
-        in ``env.domain``. ``features``: optional features to offer (default: all this
-        emulator supports)."""
-        self.server = contract_server(
-            self, self.CONTRACT, name=name or self.env.name, address=address,
-            capabilities=self.capabilities(), available=self.features, features=features,
-            clock=self.env.now_ps, clock_domain=self.env.domain, **server_opts)
-        return self.server
-
-    async def serve(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
-        """Build and start the server; returns it (``server.address`` is bound)."""
-        server = self.build_server(address, **opts)
-        await server.start()
-        self._log.info("qpu emulator serving", endpoint=server.address)
-        return server
-
-    async def aclose(self) -> None:
-        """Stop background work: this emulator runs none (no timers, no tasks), so there is
-        nothing to stop; the server, if any, is its owner's to stop."""
 
 
 async def start_qpu(env: EmulatorEnv, address: str = "tcp://127.0.0.1:0", *,

@@ -31,9 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from emulators.devices.common import nonnegative, number
+from emulators.devices.common import ForegroundEmulator, nonnegative, number
 from emulators.devices.env import EmulatorEnv
-from emulators.devices.serving import contract_server
 from qnhw.devices import switch as switch_contract
 from qnhw.errors import BadParams, DeviceFault
 from qnhw.log import get_logger
@@ -52,7 +51,7 @@ def _ports(name: str, value: Any) -> int:
     return value
 
 
-class SwitchEmulator:
+class SwitchEmulator(ForegroundEmulator):
     """A non-blocking fibre cross-connect with insertion loss, crosstalk and switching time.
 
     Parameters (keywords; SI units and dB; a bad value raises ``ValueError`` naming it):
@@ -290,29 +289,6 @@ class SwitchEmulator:
                 "switching_time": self.switching_time, "insertion_loss": self.insertion_loss,
                 "crosstalk": self.crosstalk, "wavelength_range": list(self.wavelength_range),
                 "technology": self.technology}
-
-    def build_server(self, address: str = "tcp://127.0.0.1:0", *,
-                     features: Sequence[str] | None = None, name: str | None = None,
-                     **server_opts: Any) -> DeviceServer:
-        """A (not yet started) :class:`DeviceServer`, clock ``env.now_ps`` in
-        ``env.domain``. ``features`` default: all (``power_monitor``)."""
-        self.server = contract_server(
-            self, self.CONTRACT, name=name or self.env.name, address=address,
-            capabilities=self.capabilities(), available=self.CONTRACT.features,
-            features=features, clock=self.env.now_ps, clock_domain=self.env.domain,
-            **server_opts)
-        return self.server
-
-    async def serve(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
-        """Build and start the server; returns it."""
-        server = self.build_server(address, **opts)
-        await server.start()
-        self._log.info("switch emulator serving", endpoint=server.address)
-        return server
-
-    async def aclose(self) -> None:
-        """Stop background work: this emulator runs none (no timers, no tasks), so there is
-        nothing to stop; the server, if any, is its owner's to stop."""
 
 
 async def start_switch(env: EmulatorEnv, address: str = "tcp://127.0.0.1:0", *,

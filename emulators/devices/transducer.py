@@ -55,9 +55,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from emulators.devices.common import fraction, nonnegative, positive
+from emulators.devices.common import ForegroundEmulator, fraction, nonnegative, positive
 from emulators.devices.env import EmulatorEnv
-from emulators.devices.serving import contract_server
 from emulators.physics import transducer as phys
 from emulators.physics.profiles import profile
 from qnhw.devices import transducer as contract_mod
@@ -108,7 +107,7 @@ class ConvertedState:
     p_noise: float
 
 
-class TransducerEmulator:
+class TransducerEmulator(ForegroundEmulator):
     """A microwave-optical transducer with pump-dependent efficiency, added noise, a
     Lorentzian band and duty-cycle heating.
 
@@ -426,29 +425,6 @@ class TransducerEmulator:
                 ** self.noise_exponent,
                 "bandwidth": self.bandwidth, "max_pump_power": self.max_pump_power,
                 "max_duty_cycle": self.max_duty_cycle}
-
-    def build_server(self, address: str = "tcp://127.0.0.1:0", *,
-                     features: Sequence[str] | None = None, name: str | None = None,
-                     **server_opts: Any) -> DeviceServer:
-        """A (not yet started) :class:`DeviceServer` for this emulator, clock ``env.now_ps``
-        in ``env.domain``. ``features`` default: all (``calibration``)."""
-        self.server = contract_server(
-            self, self.CONTRACT, name=name or self.env.name, address=address,
-            capabilities=self.capabilities(), available=self.CONTRACT.features,
-            features=features, clock=self.env.now_ps, clock_domain=self.env.domain,
-            **server_opts)
-        return self.server
-
-    async def serve(self, address: str = "tcp://127.0.0.1:0", **opts: Any) -> DeviceServer:
-        """Build and start the server; returns it."""
-        server = self.build_server(address, **opts)
-        await server.start()
-        self._log.info("transducer emulator serving", endpoint=server.address)
-        return server
-
-    async def aclose(self) -> None:
-        """Stop background work: this emulator runs none (no timers, no tasks), so there is
-        nothing to stop; the server, if any, is its owner's to stop."""
 
 
 async def start_transducer(env: EmulatorEnv, address: str = "tcp://127.0.0.1:0", *,
